@@ -1,0 +1,5 @@
+//! The `steward` binary.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

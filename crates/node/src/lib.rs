@@ -1,0 +1,2 @@
+//! steward's runtime: openraft glue, transport, HTTP API, leader duties.
+#![deny(missing_docs)]
