@@ -1,0 +1,66 @@
+//! openraft glue: the type configuration and the two storage adapters.
+//!
+//! Layout: [`log_store`] maps openraft's log onto `steward-log`'s WAL; [`state_machine`] applies
+//! committed entries through `steward-statemachine` into a sled view and owns snapshots;
+//! [`network`] plugs the TCP transport into openraft. This module does not start Raft (see
+//! `node.rs`).
+
+use std::io::Cursor;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+pub mod network;
+
+/// A node id as openraft sees it.
+pub type NodeId = u64;
+
+/// What openraft stores per member: where to reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerNode {
+    /// Raft TCP transport address.
+    pub raft_addr: SocketAddr,
+    /// HTTP API address.
+    pub api_addr: SocketAddr,
+}
+
+impl Default for PeerNode {
+    /// An unroutable placeholder, only for openraft's tests that build memberships without
+    /// addresses.
+    fn default() -> Self {
+        let unspecified = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+        PeerNode {
+            raft_addr: unspecified,
+            api_addr: unspecified,
+        }
+    }
+}
+
+/// The application payload of a normal Raft entry: one stamped proposal, already encoded with
+/// `steward-statemachine`'s versioned codec. Keeping the bytes avoids re-encoding on the WAL and
+/// wire paths; the state machine decodes once, at apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalBytes(pub Bytes);
+
+/// What applying one entry produced, handed back to the proposer by openraft.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ApplyResponse {
+    /// The log index the entry was applied at.
+    pub index: u64,
+}
+
+openraft::declare_raft_types!(
+    /// steward's openraft type configuration.
+    pub TypeConfig:
+        D = ProposalBytes,
+        R = ApplyResponse,
+        NodeId = NodeId,
+        Node = PeerNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// The Raft handle with steward's types.
+pub type Raft = openraft::Raft<TypeConfig>;
