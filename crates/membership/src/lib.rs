@@ -1,2 +1,34 @@
-//! Sans-IO SWIM failure detection with Lifeguard and Vivaldi coordinates.
+//! Sans-IO SWIM failure detection with Lifeguard, UNCONFIRMED peers with role-aware
+//! confirmation, and Vivaldi network coordinates.
+//!
+//! The caller owns the socket and the clock. It feeds [`Membership`] datagrams
+//! ([`Membership::handle_packet`]), expired timers ([`Membership::handle_timer`]) and the
+//! current time in milliseconds, and performs the [`Effect`]s it gets back: send a datagram,
+//! set a timer, report a [`MemberEvent`]. Randomness comes from a seed, so a run is
+//! reproducible; the simulator in `tests/` relies on that.
+//!
+//! Layout: `types` (ids, states, effects), `config`, `wire` (the datagram format, ADR 0005),
+//! `vivaldi` (coordinates), `lifeguard` (local health and suspicion timeout arithmetic),
+//! `gossip` (the piggyback queue), `membership` (the state machine), `metrics`, `error`.
+//!
+//! Not here: sockets, tokio, HTTP endpoints: the node's UDP adapter wraps this crate.
 #![deny(missing_docs)]
+
+mod config;
+mod error;
+mod gossip;
+mod lifeguard;
+mod membership;
+mod metrics;
+mod rng;
+mod types;
+pub mod vivaldi;
+pub mod wire;
+
+pub use config::{Config, ConfirmationConfig, RoleConfirmation, PACKET_BYTES_MIN};
+pub use error::{Error, Result};
+pub use lifeguard::{suspicion_base_ms, suspicion_timeout_ms};
+pub use membership::Membership;
+pub use metrics::Metrics;
+pub use types::{Effect, Incarnation, Member, MemberEvent, MemberState, NodeId, Role, TimerToken};
+pub use vivaldi::{Coordinate, Vivaldi, VivaldiConfig};
