@@ -1,0 +1,349 @@
+//! The `Wal` handle: opening, appending with group commit, and the shared state every other
+//! operation works on. Reads live in `read`, truncation and purging in `maintenance`, the vote in
+//! `vote`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::format::{encode_record, frame_bytes, RECORD_PAYLOAD_BYTES_MAX, SEGMENT_HEADER_BYTES};
+use crate::fs::{write_all_at, FileSystem, StdFs};
+use crate::metrics::{Metrics, WalMetrics};
+use crate::options::{SyncPolicy, WalOptions};
+use crate::record::{LogIndex, Record};
+use crate::recovery::{recover, RecoveryReport};
+use crate::segment::Segment;
+
+/// A segmented write-ahead log. `Send + Sync`; every method takes `&self` and blocks.
+#[derive(Debug)]
+pub struct Wal {
+    pub(crate) fs: Arc<dyn FileSystem>,
+    pub(crate) dir: PathBuf,
+    pub(crate) options: WalOptions,
+    /// The write lock: segments, offsets and write counters. Never held across a group-commit
+    /// `fdatasync`.
+    pub(crate) state: Mutex<State>,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    /// The first failure that left the disk state unknown; set once, never cleared.
+    poison: OnceLock<String>,
+    metrics: Metrics,
+    pub(crate) vote_lock: Mutex<()>,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    /// Segments in index order; only the last one is written to. Only the last may be empty.
+    pub segments: Vec<Segment>,
+    /// Frame bytes written since open (a position for group commit, never decreases).
+    written_bytes: u64,
+    /// Records written since open.
+    written_records: u64,
+}
+
+impl State {
+    /// Index the next appended record must have; `None` for a log that has never held a record
+    /// (any first index is accepted).
+    pub fn next_index(&self) -> Option<u64> {
+        self.segments.last().map(Segment::next_index)
+    }
+
+    pub fn records(&self) -> u64 {
+        self.segments.iter().map(Segment::records).sum()
+    }
+
+    pub fn first_index(&self) -> Option<u64> {
+        let first = self.segments.first()?;
+        (first.records() > 0).then_some(first.first_index)
+    }
+
+    pub fn last_index(&self) -> Option<u64> {
+        let last = self.segments.last()?;
+        (last.records() > 0).then(|| last.next_index() - 1)
+    }
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// `State::written_bytes` covered by the last completed sync.
+    synced_bytes: u64,
+    synced_records: u64,
+    /// An appender is running `fdatasync` for the group right now.
+    syncing: bool,
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock is a broken invariant already reported by that panic; the
+    // data is still consistent for our purposes because every mutation re-checks the poison flag.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log in `dir` on the real file system, running recovery.
+    pub fn open(dir: &Path, options: WalOptions) -> Result<(Wal, RecoveryReport)> {
+        Self::open_with_fs(dir, options, Arc::new(StdFs))
+    }
+
+    /// Opens the log through a custom `FileSystem` (tests inject faults this way).
+    ///
+    /// Recovery cuts a torn tail and reports it; corruption fails with `Error::Corruption`
+    /// unless `options.recovery_mode` is `Repair`.
+    pub fn open_with_fs(
+        dir: &Path,
+        options: WalOptions,
+        fs: Arc<dyn FileSystem>,
+    ) -> Result<(Wal, RecoveryReport)> {
+        options.validate()?;
+        fs.create_dir_all(dir)
+            .map_err(|e| Error::io("create directory", dir, e))?;
+        let (segments, report) = recover(fs.as_ref(), dir, options.recovery_mode)?;
+        let wal = Wal {
+            fs,
+            dir: dir.to_path_buf(),
+            options,
+            state: Mutex::new(State {
+                segments,
+                written_bytes: 0,
+                written_records: 0,
+            }),
+            sync: Mutex::new(SyncState::default()),
+            synced: Condvar::new(),
+            poison: OnceLock::new(),
+            metrics: Metrics::default(),
+            vote_lock: Mutex::new(()),
+        };
+        Ok((wal, report))
+    }
+
+    /// The directory this log lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The options it was opened with.
+    pub fn options(&self) -> WalOptions {
+        self.options
+    }
+
+    /// Appends a batch of records.
+    ///
+    /// The batch must be contiguous and start at `next_index()` (any index for a log that never
+    /// held a record), else `Error::NotContiguous` and nothing is written.
+    ///
+    /// Correctness: the batch is written with one `write` and is readable as soon as it is in the
+    /// page cache; it is durable when this returns under `SyncPolicy::Always`/`Batch` (after an
+    /// `fdatasync` that covers it, shared with concurrent appenders). A crash before that leaves
+    /// any prefix of the batch, possibly with a torn record that recovery cuts. After an I/O
+    /// error the log is poisoned.
+    pub fn append(&self, records: Vec<Record>) -> Result<()> {
+        let Some(first) = records.first() else {
+            return Ok(());
+        };
+        let first_index = first.index.0;
+        let total: u64 = records
+            .iter()
+            .map(|r| frame_bytes(r.payload.len() as u64))
+            .sum();
+        let mut buf = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+        let mut frame_starts = Vec::with_capacity(records.len());
+        for (i, record) in records.iter().enumerate() {
+            let expected = first_index + i as u64;
+            if record.index.0 != expected {
+                return Err(Error::NotContiguous {
+                    expected,
+                    got: record.index.0,
+                });
+            }
+            let payload_bytes = record.payload.len() as u64;
+            if payload_bytes > RECORD_PAYLOAD_BYTES_MAX {
+                return Err(Error::RecordTooLarge {
+                    index: expected,
+                    payload_bytes,
+                    limit_bytes: RECORD_PAYLOAD_BYTES_MAX,
+                });
+            }
+            frame_starts.push(buf.len() as u64);
+            encode_record(&mut buf, record);
+        }
+        let target = self.write_batch(first_index, &buf, &frame_starts)?;
+        self.metrics
+            .record_append(records.len() as u64, buf.len() as u64);
+        match self.options.sync_policy {
+            SyncPolicy::Never => Ok(()),
+            SyncPolicy::Always => self.wait_durable(target, None),
+            SyncPolicy::Batch { max_delay } => self.wait_durable(target, Some(max_delay)),
+        }
+    }
+
+    /// Writes an encoded batch under the write lock; returns the write position that a sync
+    /// must cover for the batch to be durable.
+    fn write_batch(&self, first_index: u64, buf: &[u8], frame_starts: &[u64]) -> Result<u64> {
+        let mut st = self.lock_state()?;
+        if let Some(next) = st.next_index() {
+            if next != first_index {
+                return Err(Error::NotContiguous {
+                    expected: next,
+                    got: first_index,
+                });
+            }
+        }
+        let len = buf.len() as u64;
+        self.make_room(&mut st, first_index, len)?;
+        let Some(seg) = st.segments.last_mut() else {
+            unreachable!("make_room leaves an active segment");
+        };
+        let at = seg.data_end;
+        if let Err(e) = write_all_at(seg.file.as_ref(), buf, at) {
+            return Err(self.poison_with(Error::io("write segment", &seg.path, e)));
+        }
+        for start in frame_starts {
+            let offset = u32::try_from(at + start);
+            assert!(offset.is_ok(), "segments are at most 1 GiB plus one record");
+            seg.offsets.push(offset.unwrap_or(u32::MAX));
+        }
+        seg.data_end += len;
+        st.written_bytes += len;
+        st.written_records += frame_starts.len() as u64;
+        Ok(st.written_bytes)
+    }
+
+    /// Ensures the active segment has `len` free bytes: creates the first segment, grows an
+    /// empty one, or syncs and seals the active one and starts the next.
+    fn make_room(&self, st: &mut State, first_index: u64, len: u64) -> Result<()> {
+        let needed = SEGMENT_HEADER_BYTES + len;
+        let size = self.options.segment_bytes_max.max(needed);
+        match st.segments.last_mut() {
+            Some(seg) if seg.data_end + len <= seg.file_bytes => return Ok(()),
+            Some(seg) if seg.records() == 0 => {
+                if let Err(e) = seg.file.allocate(needed) {
+                    return Err(self.poison_with(Error::io("preallocate segment", &seg.path, e)));
+                }
+                seg.file_bytes = needed;
+                return Ok(());
+            }
+            Some(seg) => {
+                // Seal: a sealed segment is always whole on disk, so recovery may treat damage
+                // in one as corruption rather than a torn tail.
+                let started = Instant::now();
+                if let Err(e) = seg.file.sync_data() {
+                    return Err(self.poison_with(Error::io("fdatasync", &seg.path, e)));
+                }
+                self.mark_synced(started.elapsed(), st.written_bytes, st.written_records);
+            }
+            None => {}
+        }
+        match Segment::create(self.fs.as_ref(), &self.dir, first_index, size) {
+            Ok(seg) => {
+                st.segments.push(seg);
+                Ok(())
+            }
+            Err(e) => Err(self.poison_with(e)),
+        }
+    }
+
+    /// Blocks until a sync covers write position `target`. The first waiter with nothing in
+    /// flight becomes the syncer for everyone written so far (leader/follower group commit).
+    fn wait_durable(&self, target: u64, delay: Option<Duration>) -> Result<()> {
+        let mut sync = lock(&self.sync);
+        loop {
+            self.check_poison()?;
+            if sync.synced_bytes >= target {
+                return Ok(());
+            }
+            if sync.syncing {
+                sync = self
+                    .synced
+                    .wait(sync)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            sync.syncing = true;
+            drop(sync);
+            if let Some(delay) = delay {
+                std::thread::sleep(delay);
+            }
+            let result = self.sync_active();
+            sync = lock(&self.sync);
+            sync.syncing = false;
+            self.synced.notify_all();
+            if let Err(e) = result {
+                return Err(self.poison_with(e));
+            }
+        }
+    }
+
+    /// Runs `fdatasync` on the active segment for everything written so far.
+    fn sync_active(&self) -> Result<()> {
+        let (active, bytes, records) = {
+            let st = lock(&self.state);
+            let active = st
+                .segments
+                .last()
+                .map(|s| (Arc::clone(&s.file), s.path.clone()));
+            (active, st.written_bytes, st.written_records)
+        };
+        let started = Instant::now();
+        if let Some((file, path)) = active {
+            file.sync_data()
+                .map_err(|e| Error::io("fdatasync", &path, e))?;
+        }
+        self.mark_synced(started.elapsed(), bytes, records);
+        Ok(())
+    }
+
+    fn mark_synced(&self, latency: Duration, bytes: u64, records: u64) {
+        let mut sync = lock(&self.sync);
+        if bytes > sync.synced_bytes {
+            self.metrics
+                .record_sync(latency, records - sync.synced_records);
+            sync.synced_bytes = bytes;
+            sync.synced_records = records;
+            self.synced.notify_all();
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub fn metrics(&self) -> WalMetrics {
+        self.metrics.snapshot()
+    }
+
+    /// Index of the first record, `None` when the log holds no record.
+    pub fn first_index(&self) -> Option<LogIndex> {
+        lock(&self.state).first_index().map(LogIndex)
+    }
+
+    /// Index of the last record, `None` when the log holds no record.
+    pub fn last_index(&self) -> Option<LogIndex> {
+        lock(&self.state).last_index().map(LogIndex)
+    }
+
+    /// Index the next `append` must start at; `None` when any index is accepted (a log that has
+    /// never held a record and was never purged).
+    pub fn next_index(&self) -> Option<LogIndex> {
+        lock(&self.state).next_index().map(LogIndex)
+    }
+
+    /// Locks the write state, failing if the log is poisoned.
+    pub(crate) fn lock_state(&self) -> Result<MutexGuard<'_, State>> {
+        self.check_poison()?;
+        Ok(lock(&self.state))
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        match self.poison.get() {
+            Some(reason) => Err(Error::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Records `err` as the reason the log is poisoned (the first one wins) and returns it.
+    pub(crate) fn poison_with(&self, err: Error) -> Error {
+        // Only the first failure is kept; a later one adds nothing the caller does not already get.
+        let _ = self.poison.set(err.to_string());
+        self.synced.notify_all();
+        err
+    }
+}

@@ -1,0 +1,266 @@
+//! Basic behaviour of `Wal`: append, read, reopen, truncate, purge, vote, rolling, errors.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
+use std::sync::Arc;
+
+use steward_log::testing::FaultyFs;
+use steward_log::{Error, LogIndex, Record, SyncPolicy, Wal, WalOptions};
+
+fn small() -> WalOptions {
+    WalOptions {
+        segment_bytes_max: 4096,
+        ..WalOptions::default()
+    }
+}
+
+fn rec(index: u64, term: u64) -> Record {
+    Record::new(
+        index,
+        term,
+        1,
+        format!("payload {index} term {term}").into_bytes(),
+    )
+}
+
+fn batch(range: std::ops::Range<u64>, term: u64) -> Vec<Record> {
+    range.map(|i| rec(i, term)).collect()
+}
+
+fn indices(wal: &Wal) -> Vec<u64> {
+    wal.range(0..u64::MAX)
+        .unwrap()
+        .iter()
+        .map(|r| r.index.0)
+        .collect()
+}
+
+#[test]
+fn append_read_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, report) = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(report.records, 0);
+    assert_eq!(wal.last_index(), None);
+    wal.append(batch(1..4, 1)).unwrap();
+    wal.append(batch(4..6, 2)).unwrap();
+    assert_eq!(wal.read(LogIndex(4)).unwrap(), Some(rec(4, 2)));
+    assert_eq!(wal.read(LogIndex(6)).unwrap(), None);
+    assert_eq!(wal.first_index(), Some(LogIndex(1)));
+    assert_eq!(wal.last_index(), Some(LogIndex(5)));
+    let m = wal.metrics();
+    assert_eq!((m.appends, m.records), (2, 5));
+    assert!(m.syncs >= 2);
+    drop(wal);
+    let (wal, report) = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(report.records, 5);
+    assert_eq!(report.torn_tail, None);
+    assert_eq!(
+        wal.range(0..100).unwrap(),
+        [batch(1..4, 1), batch(4..6, 2)].concat()
+    );
+}
+
+#[test]
+fn non_contiguous_batches_are_refused_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), small()).unwrap();
+    wal.append(batch(10..12, 1)).unwrap();
+    let err = wal.append(batch(13..14, 1)).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::NotContiguous {
+            expected: 12,
+            got: 13
+        }
+    ));
+    let err = wal.append(vec![rec(12, 1), rec(14, 1)]).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::NotContiguous {
+            expected: 13,
+            got: 14
+        }
+    ));
+    assert_eq!(indices(&wal), vec![10, 11]);
+}
+
+#[test]
+fn rolls_segments_and_iterates_across_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), small()).unwrap();
+    for i in 1..=300 {
+        wal.append(vec![rec(i, 1)]).unwrap();
+    }
+    let report = steward_log::scan_dir(dir.path()).unwrap();
+    assert!(
+        report.segments.len() > 3,
+        "{} segments",
+        report.segments.len()
+    );
+    assert!(report.is_clean());
+    let got: Vec<u64> = wal.iter(50..1000).map(|r| r.unwrap().index.0).collect();
+    assert_eq!(got, (50..=300).collect::<Vec<_>>());
+    drop(wal);
+    let (wal, _) = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(indices(&wal), (1..=300).collect::<Vec<_>>());
+}
+
+#[test]
+fn truncate_after_is_durable_and_allows_rewrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), small()).unwrap();
+    wal.append(batch(1..200, 1)).unwrap();
+    wal.truncate_after(LogIndex(150)).unwrap();
+    assert_eq!(wal.last_index(), Some(LogIndex(150)));
+    wal.truncate_after(LogIndex(20)).unwrap();
+    wal.append(batch(21..30, 2)).unwrap();
+    drop(wal);
+    let (wal, _) = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(
+        wal.range(0..100).unwrap(),
+        [batch(1..21, 1), batch(21..30, 2)].concat()
+    );
+    wal.truncate_after(LogIndex(0)).unwrap();
+    assert_eq!(wal.last_index(), None);
+    assert_eq!(wal.next_index(), Some(LogIndex(1)));
+}
+
+#[test]
+fn purge_before_keeps_active_segment_and_remembers_next_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), small()).unwrap();
+    for start in (1..200).step_by(10) {
+        wal.append(batch(start..start + 10, 1)).unwrap();
+    }
+    wal.purge_before(LogIndex(100)).unwrap();
+    let first = wal.first_index().unwrap().0;
+    assert!(first > 1 && first <= 100, "first {first}");
+    assert_eq!(wal.last_index(), Some(LogIndex(200)));
+    assert!(matches!(
+        wal.truncate_after(LogIndex(0)),
+        Err(Error::TruncateBeforeFirst { .. })
+    ));
+    wal.purge_before(LogIndex(500)).unwrap();
+    assert_eq!((wal.first_index(), wal.last_index()), (None, None));
+    assert_eq!(wal.next_index(), Some(LogIndex(500)));
+    drop(wal);
+    let (wal, _) = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(wal.next_index(), Some(LogIndex(500)));
+    assert!(matches!(
+        wal.append(batch(1..2, 1)),
+        Err(Error::NotContiguous { expected: 500, .. })
+    ));
+    wal.append(batch(500..502, 3)).unwrap();
+    assert_eq!(indices(&wal), vec![500, 501]);
+}
+
+#[test]
+fn vote_is_saved_replaced_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(wal.read_vote().unwrap(), None);
+    wal.save_vote(b"vote one").unwrap();
+    wal.save_vote(b"vote two").unwrap();
+    drop(wal);
+    let (wal, _) = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(wal.read_vote().unwrap().as_deref(), Some(&b"vote two"[..]));
+}
+
+#[test]
+fn short_writes_are_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, faults) = FaultyFs::new();
+    faults.set_short_writes(true);
+    let (wal, _) = Wal::open_with_fs(dir.path(), small(), Arc::new(fs)).unwrap();
+    wal.append(batch(1..20, 1)).unwrap();
+    drop(wal);
+    let (wal, _) = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(wal.range(0..100).unwrap(), batch(1..20, 1));
+}
+
+#[test]
+fn a_failed_sync_poisons_the_log_and_reopen_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, faults) = FaultyFs::new();
+    let (wal, _) = Wal::open_with_fs(dir.path(), small(), Arc::new(fs)).unwrap();
+    wal.append(batch(1..3, 1)).unwrap();
+    faults.fail_next_sync();
+    assert!(matches!(
+        wal.append(batch(3..4, 1)),
+        Err(Error::Io {
+            op: "fdatasync",
+            ..
+        })
+    ));
+    assert!(matches!(
+        wal.append(batch(4..5, 1)),
+        Err(Error::Poisoned { .. })
+    ));
+    assert!(matches!(
+        wal.truncate_after(LogIndex(1)),
+        Err(Error::Poisoned { .. })
+    ));
+    drop(wal);
+    let (wal, _) = Wal::open(dir.path(), small()).unwrap();
+    assert!(wal.last_index() >= Some(LogIndex(2)));
+}
+
+#[test]
+fn a_failed_write_poisons_without_acknowledging() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, faults) = FaultyFs::new();
+    let (wal, _) = Wal::open_with_fs(dir.path(), small(), Arc::new(fs)).unwrap();
+    wal.append(batch(1..3, 1)).unwrap();
+    faults.fail_next_write();
+    assert!(matches!(
+        wal.append(batch(3..4, 1)),
+        Err(Error::Io {
+            op: "write segment",
+            ..
+        })
+    ));
+    assert_eq!(wal.last_index(), Some(LogIndex(2)));
+    assert!(matches!(
+        wal.append(batch(3..4, 1)),
+        Err(Error::Poisoned { .. })
+    ));
+}
+
+#[test]
+fn oversized_record_gets_its_own_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), small()).unwrap();
+    wal.append(batch(1..3, 1)).unwrap();
+    wal.append(vec![Record::new(3, 1, 1, vec![7u8; 10_000])])
+        .unwrap();
+    wal.append(batch(4..6, 1)).unwrap();
+    drop(wal);
+    let (wal, _) = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(
+        wal.read(LogIndex(3)).unwrap().unwrap().payload.len(),
+        10_000
+    );
+    assert_eq!(indices(&wal), vec![1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn invalid_options_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = WalOptions {
+        segment_bytes_max: 10,
+        sync_policy: SyncPolicy::Never,
+        ..WalOptions::default()
+    };
+    assert!(matches!(
+        Wal::open(dir.path(), options),
+        Err(Error::InvalidOption {
+            field: "segment_bytes_max",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn wal_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Wal>();
+}
