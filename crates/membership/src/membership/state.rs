@@ -209,9 +209,10 @@ impl Membership {
             return;
         };
         let update = Self::member_update(member, UpdateKind::Suspect { from: self.self_id });
-        match member.state {
+        let (state, incarnation) = (member.state, member.incarnation);
+        match state {
             MemberState::Alive => {
-                self.start_suspicion(id, member.incarnation, self.self_id);
+                self.start_suspicion(id, incarnation, self.self_id);
                 self.broadcasts.push(update);
             }
             MemberState::Suspect if self.confirm_suspicion(id, self.self_id) => {
