@@ -75,3 +75,13 @@ impl Error {
         }
     }
 }
+
+impl Error {
+    /// Builds a [`Error::Storage`] from any displayable error.
+    pub(crate) fn storage(what: impl Into<String>, err: impl std::fmt::Display) -> Self {
+        Error::Storage {
+            what: what.into(),
+            message: err.to_string(),
+        }
+    }
+}

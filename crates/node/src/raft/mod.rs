@@ -11,6 +11,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub mod log_store;
 pub mod network;
 
 /// A node id as openraft sees it.

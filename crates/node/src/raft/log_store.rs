@@ -1,0 +1,353 @@
+//! openraft's `RaftLogStorage` over `steward-log`'s WAL. ADR 0007.
+//!
+//! Entries map one-to-one onto WAL records at the same index (kind 1 proposal, 2 blank,
+//! 3 membership; docs/ARCHITECTURE.md). The vote and `last_purged_log_id` live together in the
+//! WAL's durable vote blob, because the WAL purges whole segments only and older records may stay
+//! readable after a purge. This module does not apply entries or build snapshots.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{
+    AnyError, CommittedLeaderId, Entry, EntryPayload, LogId, Membership, OptionalSend,
+    RaftLogReader, StorageError, StorageIOError, Vote,
+};
+use serde::{Deserialize, Serialize};
+use steward_log::{LogIndex, Record, Wal};
+
+use crate::raft::{NodeId, PeerNode, ProposalBytes, TypeConfig};
+
+/// WAL record kind of a normal entry (one encoded proposal).
+pub const KIND_PROPOSAL: u8 = 1;
+/// WAL record kind of a blank entry (leader no-op).
+pub const KIND_BLANK: u8 = 2;
+/// WAL record kind of a membership entry (bincode of openraft's `Membership`).
+pub const KIND_MEMBERSHIP: u8 = 3;
+
+/// Identifies the vote blob ("STVB").
+const VOTE_BLOB_MAGIC: [u8; 4] = *b"STVB";
+/// Version of the vote blob layout.
+const VOTE_BLOB_VERSION: u16 = 1;
+
+/// What the log store keeps in the WAL's vote blob.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct VoteBlob {
+    vote: Option<Vote<NodeId>>,
+    last_purged: Option<LogId<NodeId>>,
+}
+
+fn bincode_config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+impl VoteBlob {
+    // Layout: magic "STVB" | version u16 LE | bincode(VoteBlob). The WAL frames the blob with
+    // its own length and CRC.
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        let mut out = VOTE_BLOB_MAGIC.to_vec();
+        out.extend_from_slice(&VOTE_BLOB_VERSION.to_le_bytes());
+        let body =
+            bincode::serde::encode_to_vec(self, bincode_config()).map_err(|e| e.to_string())?;
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<VoteBlob, String> {
+        if bytes.len() < 6 || bytes[..4] != VOTE_BLOB_MAGIC {
+            return Err("vote blob: bad magic".into());
+        }
+        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+        if version != VOTE_BLOB_VERSION {
+            return Err(format!("vote blob: unsupported version {version}"));
+        }
+        let (blob, _) = bincode::serde::decode_from_slice(&bytes[6..], bincode_config())
+            .map_err(|e| format!("vote blob: {e}"))?;
+        Ok(blob)
+    }
+}
+
+/// openraft's log store over the WAL. Cheap to clone; clones share the WAL.
+#[derive(Clone)]
+pub struct LogStore {
+    wal: Arc<Wal>,
+    dir: PathBuf,
+    /// Serializes read-modify-write of the vote blob (vote and purge point share it).
+    blob: Arc<tokio::sync::Mutex<VoteBlob>>,
+}
+
+type StoreResult<T> = Result<T, StorageError<NodeId>>;
+
+fn io_err(what: String, err: impl std::fmt::Display) -> AnyError {
+    AnyError::error(format!("{what}: {err}"))
+}
+
+/// Runs a blocking WAL call off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) => Err(format!("blocking WAL task failed: {e}")),
+    }
+}
+
+/// Converts an openraft entry into a WAL record.
+pub fn entry_to_record(entry: &Entry<TypeConfig>) -> Result<Record, String> {
+    let (kind, payload) = match &entry.payload {
+        EntryPayload::Normal(ProposalBytes(bytes)) => (KIND_PROPOSAL, bytes.clone()),
+        EntryPayload::Blank => (KIND_BLANK, Bytes::new()),
+        EntryPayload::Membership(m) => {
+            let body = bincode::serde::encode_to_vec(m, bincode_config())
+                .map_err(|e| format!("encode membership at {}: {e}", entry.log_id.index))?;
+            (KIND_MEMBERSHIP, Bytes::from(body))
+        }
+    };
+    Ok(Record {
+        index: LogIndex(entry.log_id.index),
+        term: entry.log_id.leader_id.term,
+        kind,
+        payload,
+    })
+}
+
+/// Converts a WAL record back into an openraft entry.
+pub fn record_to_entry(record: Record) -> Result<Entry<TypeConfig>, String> {
+    let log_id = LogId::new(CommittedLeaderId::new(record.term, 0), record.index.0);
+    let payload = match record.kind {
+        KIND_PROPOSAL => EntryPayload::Normal(ProposalBytes(record.payload)),
+        KIND_BLANK => EntryPayload::Blank,
+        KIND_MEMBERSHIP => {
+            let (m, _): (Membership<NodeId, PeerNode>, _) =
+                bincode::serde::decode_from_slice(&record.payload, bincode_config())
+                    .map_err(|e| format!("decode membership record {}: {e}", record.index.0))?;
+            EntryPayload::Membership(m)
+        }
+        other => {
+            return Err(format!(
+                "record {} has unknown kind {other}",
+                record.index.0
+            ))
+        }
+    };
+    Ok(Entry { log_id, payload })
+}
+
+impl LogStore {
+    /// Wraps an open WAL; reads the vote blob.
+    pub async fn new(wal: Arc<Wal>, dir: &Path) -> crate::Result<LogStore> {
+        let reader = wal.clone();
+        let what = format!("read the vote blob in {}", dir.display());
+        let blob = blocking(move || match reader.read_vote() {
+            Ok(Some(bytes)) => VoteBlob::decode(&bytes),
+            Ok(None) => Ok(VoteBlob::default()),
+            Err(e) => Err(e.to_string()),
+        })
+        .await
+        .map_err(|e| crate::Error::storage(what, e))?;
+        Ok(LogStore {
+            wal,
+            dir: dir.to_path_buf(),
+            blob: Arc::new(tokio::sync::Mutex::new(blob)),
+        })
+    }
+
+    /// The highest purged log id (entries at or below it are gone for openraft).
+    pub async fn last_purged(&self) -> Option<LogId<NodeId>> {
+        self.blob.lock().await.last_purged
+    }
+
+    async fn save_blob(&self, blob: &VoteBlob) -> Result<(), String> {
+        let bytes = blob.encode()?;
+        let wal = self.wal.clone();
+        blocking(move || wal.save_vote(&bytes).map_err(|e| e.to_string())).await
+    }
+
+    async fn read_range(&self, start: u64, end: u64) -> StoreResult<Vec<Entry<TypeConfig>>> {
+        let floor = self
+            .blob
+            .lock()
+            .await
+            .last_purged
+            .map_or(0, |id| id.index + 1);
+        let start = start.max(floor);
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let wal = self.wal.clone();
+        let dir = self.dir.clone();
+        let read = blocking(move || {
+            let records = wal.range(start..end).map_err(|e| e.to_string())?;
+            records
+                .into_iter()
+                .map(record_to_entry)
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await;
+        read.map_err(|e| {
+            let what = format!(
+                "read entries {start}..{end} from the WAL in {}",
+                dir.display()
+            );
+            StorageIOError::read_logs(io_err(what, e)).into()
+        })
+    }
+}
+
+fn range_bounds<RB: RangeBounds<u64>>(range: &RB) -> (u64, u64) {
+    let start = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&e) => e.saturating_add(1),
+        Bound::Excluded(&e) => e,
+        Bound::Unbounded => u64::MAX,
+    };
+    (start, end)
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> StoreResult<Vec<Entry<TypeConfig>>> {
+        let (start, end) = range_bounds(&range);
+        self.read_range(start, end).await
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> StoreResult<LogState<TypeConfig>> {
+        let last_purged = self.blob.lock().await.last_purged;
+        let last = match self.wal.last_index() {
+            Some(LogIndex(index)) if last_purged.is_none_or(|p| index > p.index) => self
+                .read_range(index, index + 1)
+                .await?
+                .pop()
+                .map(|e| e.log_id),
+            _ => None,
+        };
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last.or(last_purged),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> LogStore {
+        self.clone()
+    }
+
+    /// Correctness: durable on return (the WAL blob is fsynced and renamed into place).
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StoreResult<()> {
+        let mut blob = self.blob.lock().await;
+        let next = VoteBlob {
+            vote: Some(*vote),
+            ..blob.clone()
+        };
+        self.save_blob(&next).await.map_err(|e| {
+            let what = format!("save the vote in {}", self.dir.display());
+            StorageIOError::write_vote(io_err(what, e))
+        })?;
+        *blob = next;
+        Ok(())
+    }
+
+    async fn read_vote(&mut self) -> StoreResult<Option<Vote<NodeId>>> {
+        Ok(self.blob.lock().await.vote)
+    }
+
+    /// Correctness: the entries are written and fsynced (WAL group commit) before `callback`
+    /// fires and before this returns, so they are readable on return and durable when openraft
+    /// hears of them. A crash in the middle leaves a prefix of the batch, which openraft never
+    /// counted as flushed.
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StoreResult<()>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let records = entries
+            .into_iter()
+            .map(|e| entry_to_record(&e))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StorageIOError::write_logs(AnyError::error(e)))?;
+        let (first, count) = (records.first().map(|r| r.index.0), records.len());
+        let wal = self.wal.clone();
+        let result = blocking(move || wal.append(records).map_err(|e| e.to_string())).await;
+        match result {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                let what = format!(
+                    "append {count} entries from {first:?} to the WAL in {}",
+                    self.dir.display()
+                );
+                callback.log_io_completed(Err(std::io::Error::other(format!("{what}: {e}"))));
+                Err(StorageIOError::write_logs(io_err(what, e)).into())
+            }
+        }
+    }
+
+    /// Removes entries at and after `log_id`. Truncating at or below the first index clears the
+    /// log; that never happens in a running cluster (those entries are committed) but the
+    /// openraft suite exercises it.
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
+        let wal = self.wal.clone();
+        let index = log_id.index;
+        let result = blocking(move || {
+            let first = wal.first_index().map_or(u64::MAX, |i| i.0);
+            let outcome = if index == 0 || index <= first {
+                match wal.last_index() {
+                    Some(last) => wal.purge_before(LogIndex(last.0 + 1)),
+                    None => Ok(()),
+                }
+            } else {
+                wal.truncate_after(LogIndex(index - 1))
+            };
+            outcome.map_err(|e| e.to_string())
+        })
+        .await;
+        result.map_err(|e| {
+            let what = format!("truncate the WAL in {} from {index}", self.dir.display());
+            StorageIOError::write_logs(io_err(what, e)).into()
+        })
+    }
+
+    /// Correctness: the purge point is saved durably first, then whole segments below it are
+    /// deleted; a crash in between leaves extra readable records that `last_purged` hides.
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
+        let mut blob = self.blob.lock().await;
+        if blob.last_purged.is_some_and(|p| p.index >= log_id.index) {
+            return Ok(());
+        }
+        let next = VoteBlob {
+            last_purged: Some(log_id),
+            ..blob.clone()
+        };
+        let what = format!(
+            "purge the WAL in {} up to {}",
+            self.dir.display(),
+            log_id.index
+        );
+        self.save_blob(&next)
+            .await
+            .map_err(|e| StorageIOError::write_logs(io_err(what.clone(), e)))?;
+        *blob = next;
+        drop(blob);
+        let wal = self.wal.clone();
+        let result = blocking(move || {
+            wal.purge_before(LogIndex(log_id.index + 1))
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        result.map_err(|e| StorageIOError::write_logs(io_err(what, e)).into())
+    }
+}
