@@ -46,4 +46,4 @@ pub use options::{
 pub use read::{Iter, ITER_CHUNK_RECORDS};
 pub use record::{LogIndex, Record};
 pub use recovery::{RecoveryReport, RepairAction, TornTailCut};
-pub use wal::Wal;
+pub use wal::{Wal, WriteTicket};

@@ -7,6 +7,7 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::fs::{FileHandle, FileSystem, StdFs};
 
@@ -19,6 +20,7 @@ pub struct Faults {
     short_writes: AtomicBool,
     fail_next_sync: AtomicBool,
     fail_next_write: AtomicBool,
+    sync_delay_us: AtomicU64,
 }
 
 impl Default for Faults {
@@ -29,6 +31,7 @@ impl Default for Faults {
             short_writes: AtomicBool::new(false),
             fail_next_sync: AtomicBool::new(false),
             fail_next_write: AtomicBool::new(false),
+            sync_delay_us: AtomicU64::new(0),
         }
     }
 }
@@ -58,6 +61,13 @@ impl Faults {
     /// Makes the next write fail with `EIO` without writing anything.
     pub fn fail_next_write(&self) {
         self.fail_next_write.store(true, Ordering::SeqCst);
+    }
+
+    /// Makes every `fdatasync` take at least `delay` (a slow disk), so tests can observe group
+    /// commit on a file system where syncing is free.
+    pub fn set_sync_delay(&self, delay: Duration) {
+        let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.sync_delay_us.store(us, Ordering::SeqCst);
     }
 
     fn check_up(&self) -> io::Result<()> {
@@ -172,6 +182,10 @@ impl FileHandle for FaultyFile {
         self.faults.check_up()?;
         if self.faults.fail_next_sync.swap(false, Ordering::SeqCst) {
             return Err(io::Error::other("injected fdatasync error"));
+        }
+        let delay_us = self.faults.sync_delay_us.load(Ordering::SeqCst);
+        if delay_us > 0 {
+            std::thread::sleep(Duration::from_micros(delay_us));
         }
         self.inner.sync_data()
     }

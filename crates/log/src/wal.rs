@@ -59,8 +59,9 @@ impl State {
     }
 
     pub fn last_index(&self) -> Option<u64> {
-        let last = self.segments.last()?;
-        (last.records() > 0).then(|| last.next_index() - 1)
+        // The last segment may be empty (just rolled, or purged); earlier ones never are.
+        let next = self.next_index()?;
+        (self.segments.iter().any(|s| s.records() > 0)).then(|| next - 1)
     }
 }
 
@@ -71,6 +72,64 @@ struct SyncState {
     synced_records: u64,
     /// An appender is running `fdatasync` for the group right now.
     syncing: bool,
+}
+
+/// A written batch, to wait on with `Wal::wait_durable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteTicket {
+    /// Write position a sync must reach.
+    position: u64,
+    last_index: Option<LogIndex>,
+}
+
+impl WriteTicket {
+    /// Index of the batch's last record (for an empty batch, the log's last index then).
+    pub fn last_index(&self) -> Option<LogIndex> {
+        self.last_index
+    }
+}
+
+/// A batch encoded outside the write lock.
+struct EncodedBatch {
+    first_index: Option<u64>,
+    bytes: Vec<u8>,
+    /// Offset of each frame inside `bytes`.
+    frame_starts: Vec<u64>,
+}
+
+/// Checks a batch is contiguous and within limits, and encodes it.
+fn encode_batch(records: &[Record]) -> Result<EncodedBatch> {
+    let first_index = records.first().map(|r| r.index.0);
+    let total: u64 = records
+        .iter()
+        .map(|r| frame_bytes(r.payload.len() as u64))
+        .sum();
+    let mut bytes = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    let mut frame_starts = Vec::with_capacity(records.len());
+    for (i, record) in records.iter().enumerate() {
+        let expected = first_index.unwrap_or(0) + i as u64;
+        if record.index.0 != expected {
+            return Err(Error::NotContiguous {
+                expected,
+                got: record.index.0,
+            });
+        }
+        let payload_bytes = record.payload.len() as u64;
+        if payload_bytes > RECORD_PAYLOAD_BYTES_MAX {
+            return Err(Error::RecordTooLarge {
+                index: expected,
+                payload_bytes,
+                limit_bytes: RECORD_PAYLOAD_BYTES_MAX,
+            });
+        }
+        frame_starts.push(bytes.len() as u64);
+        encode_record(&mut bytes, record);
+    }
+    Ok(EncodedBatch {
+        first_index,
+        bytes,
+        frame_starts,
+    })
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -126,7 +185,7 @@ impl Wal {
         self.options
     }
 
-    /// Appends a batch of records.
+    /// Appends a batch of records: `write` followed by `wait_durable`.
     ///
     /// The batch must be contiguous and start at `next_index()` (any index for a log that never
     /// held a record), else `Error::NotContiguous` and nothing is written.
@@ -137,49 +196,52 @@ impl Wal {
     /// any prefix of the batch, possibly with a torn record that recovery cuts. After an I/O
     /// error the log is poisoned.
     pub fn append(&self, records: Vec<Record>) -> Result<()> {
-        let Some(first) = records.first() else {
-            return Ok(());
-        };
-        let first_index = first.index.0;
-        let total: u64 = records
-            .iter()
-            .map(|r| frame_bytes(r.payload.len() as u64))
-            .sum();
-        let mut buf = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-        let mut frame_starts = Vec::with_capacity(records.len());
-        for (i, record) in records.iter().enumerate() {
-            let expected = first_index + i as u64;
-            if record.index.0 != expected {
-                return Err(Error::NotContiguous {
-                    expected,
-                    got: record.index.0,
-                });
-            }
-            let payload_bytes = record.payload.len() as u64;
-            if payload_bytes > RECORD_PAYLOAD_BYTES_MAX {
-                return Err(Error::RecordTooLarge {
-                    index: expected,
-                    payload_bytes,
-                    limit_bytes: RECORD_PAYLOAD_BYTES_MAX,
-                });
-            }
-            frame_starts.push(buf.len() as u64);
-            encode_record(&mut buf, record);
-        }
-        let target = self.write_batch(first_index, &buf, &frame_starts)?;
-        self.metrics
-            .record_append(records.len() as u64, buf.len() as u64);
+        let ticket = self.write(records)?;
+        self.wait_durable(ticket)
+    }
+
+    /// Appends a batch built from the next index, under the write lock, and waits until it is
+    /// durable. For many independent producers (each gets its own contiguous slot without an
+    /// outer lock that would defeat group commit). `build` receives `next_index()`, or 1 for a
+    /// log that never held a record; an empty batch is a no-op.
+    pub fn append_next(&self, build: impl FnOnce(LogIndex) -> Vec<Record>) -> Result<WriteTicket> {
+        let mut st = self.lock_state()?;
+        let next = st.next_index().unwrap_or(1);
+        let encoded = encode_batch(&build(LogIndex(next)))?;
+        let ticket = self.write_locked(&mut st, &encoded)?;
+        drop(st);
+        self.wait_durable(ticket)?;
+        Ok(ticket)
+    }
+
+    /// Writes a batch (readable at once) without waiting for it to become durable; pass the
+    /// ticket to `wait_durable`. Lets a caller keep writing while earlier batches sync
+    /// (pipelining). Same contiguity rules and errors as `append`.
+    pub fn write(&self, records: Vec<Record>) -> Result<WriteTicket> {
+        let encoded = encode_batch(&records)?;
+        let mut st = self.lock_state()?;
+        self.write_locked(&mut st, &encoded)
+    }
+
+    /// Blocks until the batch behind `ticket` is durable under the sync policy (returns at once
+    /// under `SyncPolicy::Never`).
+    pub fn wait_durable(&self, ticket: WriteTicket) -> Result<()> {
         match self.options.sync_policy {
             SyncPolicy::Never => Ok(()),
-            SyncPolicy::Always => self.wait_durable(target, None),
-            SyncPolicy::Batch { max_delay } => self.wait_durable(target, Some(max_delay)),
+            SyncPolicy::Always => self.wait_synced(ticket.position, None),
+            SyncPolicy::Batch { max_delay } => self.wait_synced(ticket.position, Some(max_delay)),
         }
     }
 
-    /// Writes an encoded batch under the write lock; returns the write position that a sync
-    /// must cover for the batch to be durable.
-    fn write_batch(&self, first_index: u64, buf: &[u8], frame_starts: &[u64]) -> Result<u64> {
-        let mut st = self.lock_state()?;
+    /// Writes an encoded batch under the write lock.
+    fn write_locked(&self, st: &mut State, batch: &EncodedBatch) -> Result<WriteTicket> {
+        let Some(first_index) = batch.first_index else {
+            let last_index = st.next_index().map(|n| LogIndex(n.saturating_sub(1)));
+            return Ok(WriteTicket {
+                position: st.written_bytes,
+                last_index,
+            });
+        };
         if let Some(next) = st.next_index() {
             if next != first_index {
                 return Err(Error::NotContiguous {
@@ -188,24 +250,29 @@ impl Wal {
                 });
             }
         }
-        let len = buf.len() as u64;
-        self.make_room(&mut st, first_index, len)?;
+        let len = batch.bytes.len() as u64;
+        self.make_room(st, first_index, len)?;
         let Some(seg) = st.segments.last_mut() else {
             unreachable!("make_room leaves an active segment");
         };
         let at = seg.data_end;
-        if let Err(e) = write_all_at(seg.file.as_ref(), buf, at) {
+        if let Err(e) = write_all_at(seg.file.as_ref(), &batch.bytes, at) {
             return Err(self.poison_with(Error::io("write segment", &seg.path, e)));
         }
-        for start in frame_starts {
+        for start in &batch.frame_starts {
             let offset = u32::try_from(at + start);
             assert!(offset.is_ok(), "segments are at most 1 GiB plus one record");
             seg.offsets.push(offset.unwrap_or(u32::MAX));
         }
         seg.data_end += len;
+        let records = batch.frame_starts.len() as u64;
         st.written_bytes += len;
-        st.written_records += frame_starts.len() as u64;
-        Ok(st.written_bytes)
+        st.written_records += records;
+        self.metrics.record_append(records, len);
+        Ok(WriteTicket {
+            position: st.written_bytes,
+            last_index: Some(LogIndex(first_index + records - 1)),
+        })
     }
 
     /// Ensures the active segment has `len` free bytes: creates the first segment, grows an
@@ -244,7 +311,7 @@ impl Wal {
 
     /// Blocks until a sync covers write position `target`. The first waiter with nothing in
     /// flight becomes the syncer for everyone written so far (leader/follower group commit).
-    fn wait_durable(&self, target: u64, delay: Option<Duration>) -> Result<()> {
+    fn wait_synced(&self, target: u64, delay: Option<Duration>) -> Result<()> {
         let mut sync = lock(&self.sync);
         loop {
             self.check_poison()?;
