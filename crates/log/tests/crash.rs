@@ -68,19 +68,17 @@ fn cut_everywhere(fill: u8) {
         bytes[cut as usize..end as usize].fill(fill);
         std::fs::write(&work_segment, &bytes).unwrap();
         let (wal, report) = Wal::open(work.path(), big_segments()).unwrap();
-        let whole = frames
-            .iter()
-            .take_while(|(_, off, len)| {
-                off + len <= cut || {
-                    // A cut inside the zero padding of a record leaves it whole when the fill is zero.
-                    fill == 0
-                        && off
-                            + 32
-                            + records[frames.iter().position(|f| f.1 == *off).unwrap()]
-                                .payload
-                                .len() as u64
-                            <= cut
-                }
+        // A record stays whole if the cut spares its header and payload; with a zero fill the
+        // padding after the payload is zero anyway, with garbage it is damaged too.
+        let whole = (0..frames.len())
+            .take_while(|&k| {
+                let (_, offset, frame_bytes) = frames[k];
+                let kept_up_to = if fill == 0 {
+                    offset + 32 + records[k].payload.len() as u64
+                } else {
+                    offset + frame_bytes
+                };
+                kept_up_to <= cut
             })
             .count();
         let got = all_records(&wal);
