@@ -1,0 +1,324 @@
+//! Job-level events: idempotency reservation and expiry, submission, cancellation, timeouts
+//! and leader changes.
+
+use crate::apply::{Applied, Context};
+use crate::codec::body_hash;
+use crate::spec::validate_key;
+use crate::{
+    BodyHash, FenceToken, Happening, IdempotencyEntry, IdempotencyKey, Job, JobId, JobSpec, NodeId,
+    Outcome, Rejection, State, StopOrder, Term, TimeoutReason, TimeoutRecord, WorkflowRef,
+    WorkflowStatus,
+};
+
+pub(super) fn reserve_key(
+    state: &mut State,
+    context: &mut Context<'_>,
+    key: &IdempotencyKey,
+    hash: BodyHash,
+) -> Applied {
+    validate_key(key)?;
+    if let Some(entry) = state.keys.get(key) {
+        return existing_key_outcome(state, entry, hash)
+            .map(|duplicate| duplicate.unwrap_or(Outcome::Applied));
+    }
+    let live_keys_max = state.globals.config.idempotency_live_keys_max;
+    if state.keys.len() as u64 >= live_keys_max {
+        return Err(Rejection::IdempotencyCapacity { live_keys_max });
+    }
+    let ttl_ms = state.globals.config.idempotency_ttl_ms;
+    let entry = IdempotencyEntry {
+        key: key.clone(),
+        body_hash: hash,
+        job: None,
+        reserved_at_ms: context.now_ms,
+        committed_at_ms: None,
+        expires_at_ms: context.now_ms.saturating_add(ttl_ms),
+    };
+    state.index.add_key(&entry);
+    state.keys.insert(key.clone(), entry);
+    context.report.touched.idempotency_keys.insert(key.clone());
+    Ok(Outcome::Applied)
+}
+
+/// For a live key: a conflict if the body differs, the original job if bound, `None` if the
+/// reservation is not bound yet.
+fn existing_key_outcome(
+    state: &State,
+    entry: &IdempotencyEntry,
+    hash: BodyHash,
+) -> Result<Option<Outcome>, Rejection> {
+    if entry.body_hash != hash {
+        return Err(Rejection::IdempotencyConflict {
+            key: entry.key.clone(),
+            original_job: entry.job,
+        });
+    }
+    Ok(entry.job.and_then(|job| {
+        state.jobs.get(&job).map(|record| Outcome::Duplicate {
+            job,
+            status: record.status,
+        })
+    }))
+}
+
+pub(super) fn submit(
+    state: &mut State,
+    context: &mut Context<'_>,
+    key: Option<&IdempotencyKey>,
+    spec: &JobSpec,
+) -> Applied {
+    spec.validate()?;
+    if let Some(key) = key {
+        validate_key(key)?;
+        let entry = state
+            .keys
+            .get(key)
+            .ok_or_else(|| Rejection::KeyNotReserved { key: key.clone() })?;
+        if let Some(duplicate) = existing_key_outcome(state, entry, body_hash(spec))? {
+            return Ok(duplicate);
+        }
+    }
+    let id =
+        JobId::from_position(context.index, context.jobs_created).ok_or(Rejection::TooManyJobs)?;
+    assert!(
+        !state.jobs.contains_key(&id),
+        "job id {id} derived twice: index went backwards"
+    );
+    context.jobs_created += 1;
+    let job = Job::new(id, key.cloned(), spec.clone(), context.now_ms);
+    state.index.add_job(&job);
+    state.jobs.insert(id, job);
+    state.record(context, id, Happening::Submitted);
+    if let Some(key) = key {
+        if let Some(entry) = state.keys.get_mut(key) {
+            state.index.remove_key(entry);
+            entry.job = Some(id);
+            entry.expires_at_ms = u64::MAX;
+            context.report.touched.idempotency_keys.insert(key.clone());
+        }
+    }
+    Ok(Outcome::JobAccepted { job: id })
+}
+
+pub(super) fn request_cancel(
+    state: &mut State,
+    context: &mut Context<'_>,
+    job_id: JobId,
+    fence_token: Option<FenceToken>,
+) -> Applied {
+    let job = state
+        .jobs
+        .get(&job_id)
+        .ok_or(Rejection::JobNotFound { job: job_id })?;
+    match job.status {
+        crate::JobStatus::Cancelled => {
+            return Ok(Outcome::CancelAccepted {
+                job: job_id,
+                already_cancelled: true,
+                status: job.status,
+            })
+        }
+        status if status.is_terminal() => {
+            return Ok(Outcome::AlreadyTerminal {
+                job: job_id,
+                status,
+            })
+        }
+        _ => {}
+    }
+    if job.is_cancelling() {
+        return Ok(Outcome::CancelAccepted {
+            job: job_id,
+            already_cancelled: true,
+            status: job.status,
+        });
+    }
+    check_fence(state, fence_token)?;
+    let fence_token = state.globals.fence_token;
+    let mut stopping = Vec::new();
+    for workflow in job.workflow_ids_with(|workflow| !workflow.status.is_terminal()) {
+        let Some(runtime) = job.workflow(workflow) else {
+            continue;
+        };
+        let next = match (runtime.status.holds_worker(), runtime.worker) {
+            (true, Some(worker)) => {
+                let target = WorkflowRef {
+                    job: job_id,
+                    workflow,
+                    attempt: runtime.attempt,
+                };
+                context.report.stop_orders.push(StopOrder {
+                    worker,
+                    target,
+                    fence_token,
+                });
+                WorkflowStatus::Cancelling
+            }
+            _ => WorkflowStatus::Cancelled,
+        };
+        stopping.push((workflow, next));
+    }
+    if let Some(job) = state.jobs.get_mut(&job_id) {
+        job.cancel_requested_at_ms = Some(context.now_ms);
+    }
+    state.index.cancelling.insert(job_id);
+    state.record(context, job_id, Happening::CancelRequested);
+    for (workflow, next) in stopping {
+        state.update_workflow(context, job_id, workflow, |runtime| runtime.status = next);
+        if next == WorkflowStatus::Cancelled {
+            state.record(context, job_id, Happening::WorkflowCancelled { workflow });
+        }
+    }
+    state.settle(context, job_id);
+    let status = state
+        .jobs
+        .get(&job_id)
+        .map(|job| job.status)
+        .unwrap_or(crate::JobStatus::Pending);
+    Ok(Outcome::CancelAccepted {
+        job: job_id,
+        already_cancelled: false,
+        status,
+    })
+}
+
+pub(super) fn force_cancel(
+    state: &mut State,
+    context: &mut Context<'_>,
+    job_id: JobId,
+    fence_token: FenceToken,
+) -> Applied {
+    check_fence(state, Some(fence_token))?;
+    let job = live_job(state, job_id)?;
+    let grace_ms = state.globals.config.cancel_grace_ms;
+    let due = job
+        .cancel_requested_at_ms
+        .is_some_and(|requested| context.now_ms >= requested.saturating_add(grace_ms));
+    if !due {
+        let what = format!("cancel grace period of job {job_id} passed");
+        return Err(Rejection::ConditionNotMet {
+            what,
+            at_ms: context.now_ms,
+        });
+    }
+    state.finish(context, job_id, crate::JobStatus::Cancelled);
+    Ok(Outcome::Applied)
+}
+
+pub(super) fn time_out(
+    state: &mut State,
+    context: &mut Context<'_>,
+    job_id: JobId,
+    reason: TimeoutReason,
+    fence_token: FenceToken,
+) -> Applied {
+    check_fence(state, Some(fence_token))?;
+    let job = live_job(state, job_id)?;
+    if job.is_cancelling() {
+        return Err(Rejection::JobCancelling { job: job_id });
+    }
+    let holds = match reason {
+        TimeoutReason::Overall => job.overall_timeout_due(context.now_ms),
+        TimeoutReason::Stuck => job.stuck_due(context.now_ms),
+    };
+    if !holds {
+        let what = format!("{reason} timeout of job {job_id}");
+        return Err(Rejection::ConditionNotMet {
+            what,
+            at_ms: context.now_ms,
+        });
+    }
+    let record = TimeoutRecord {
+        reason,
+        at_ms: context.now_ms,
+        fence_token,
+    };
+    if let Some(job) = state.jobs.get_mut(&job_id) {
+        job.timed_out = Some(record);
+    }
+    state.record(
+        context,
+        job_id,
+        Happening::TimedOut {
+            reason,
+            fence_token,
+        },
+    );
+    state.finish(context, job_id, crate::JobStatus::TimedOut);
+    Ok(Outcome::Applied)
+}
+
+pub(super) fn expire_key(
+    state: &mut State,
+    context: &mut Context<'_>,
+    key: &IdempotencyKey,
+) -> Applied {
+    let entry = state
+        .keys
+        .get(key)
+        .ok_or_else(|| Rejection::KeyNotFound { key: key.clone() })?;
+    if entry.expires_at_ms > context.now_ms {
+        let what = format!("expiry of idempotency key {key}");
+        return Err(Rejection::ConditionNotMet {
+            what,
+            at_ms: context.now_ms,
+        });
+    }
+    state.index.remove_key(entry);
+    state.keys.remove(key);
+    context.report.touched.idempotency_keys.insert(key.clone());
+    Ok(Outcome::Applied)
+}
+
+pub(super) fn change_leader(
+    state: &mut State,
+    term: Term,
+    leader: NodeId,
+    fence_token: FenceToken,
+) -> Applied {
+    let globals = &mut state.globals;
+    if term < globals.term || fence_token.0 != globals.fence_token.0.saturating_add(1) {
+        return Err(Rejection::StaleLeader {
+            term,
+            fence_token,
+            current_term: globals.term,
+            current_fence: globals.fence_token,
+        });
+    }
+    globals.term = term;
+    globals.leader = Some(leader);
+    globals.fence_token = fence_token;
+    Ok(Outcome::LeaderChanged {
+        term,
+        leader,
+        fence_token,
+    })
+}
+
+/// The presented fence, if any, must be the one in force.
+pub(crate) fn check_fence(state: &State, presented: Option<FenceToken>) -> Result<(), Rejection> {
+    match presented {
+        Some(presented) if presented != state.globals.fence_token => {
+            Err(Rejection::FenceMismatch {
+                presented,
+                current: state.globals.fence_token,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The job, which must exist and not be terminal.
+pub(crate) fn live_job(state: &State, job_id: JobId) -> Result<&Job, Rejection> {
+    let job = state
+        .jobs
+        .get(&job_id)
+        .ok_or(Rejection::JobNotFound { job: job_id })?;
+    if job.status.is_terminal() {
+        return Err(Rejection::JobTerminal {
+            job: job_id,
+            status: job.status,
+        });
+    }
+    Ok(job)
+}

@@ -1,0 +1,142 @@
+//! `apply`: folds one stamped proposal into the state, event by event, re-checking each event
+//! against the state it finds.
+//!
+//! Deterministic by construction: the only time is the proposal's stamp (made monotonic with
+//! `max(stamp, last applied stamp)`), job ids come from the log index, and every collection is
+//! ordered. An event that no longer holds (stale fence, terminal job, stale attempt, duplicate
+//! key) yields [`Outcome::Rejected`] and changes nothing. Transitions that follow from others
+//! (a job finishing when its last workflow does, a retry after a failure, a key's commit) are
+//! made here rather than proposed, so that two concurrent proposals can never both miss them.
+//! This module does not decide anything on its own initiative: no timer, no scan.
+
+pub(crate) mod jobs;
+mod transitions;
+pub(crate) mod workers;
+pub(crate) mod workflows;
+
+use crate::{ApplyReport, Event, LogIndex, Outcome, Proposal, Rejection, State};
+
+/// Per-proposal context shared by the event handlers.
+pub(crate) struct Context<'r> {
+    /// The entry's log index.
+    pub index: LogIndex,
+    /// The effective time: `max(stamp, last applied stamp)`.
+    pub now_ms: u64,
+    /// Jobs created so far in this proposal (the next job's ordinal).
+    pub jobs_created: u32,
+    /// What is being reported.
+    pub report: &'r mut ApplyReport,
+}
+
+type Applied = Result<Outcome, Rejection>;
+
+/// Applies the proposal in the log entry at `index`.
+///
+/// Returns one outcome per event plus the touched records. An entry at or below the last
+/// applied index is refused as a whole ([`Rejection::AlreadyApplied`]) and changes nothing, so
+/// replaying an already-applied suffix after a restart is harmless.
+pub fn apply(state: &mut State, index: LogIndex, proposal: &Proposal) -> ApplyReport {
+    let mut report = ApplyReport::new(index, proposal.events.len());
+    let last_applied = state.globals.last_applied;
+    if index <= last_applied {
+        let reason = Rejection::AlreadyApplied {
+            index,
+            last_applied,
+        };
+        report.outcomes = proposal
+            .events
+            .iter()
+            .map(|_| Outcome::Rejected {
+                reason: reason.clone(),
+            })
+            .collect();
+        return report;
+    }
+    let now_ms = proposal.stamp_ms.max(state.globals.last_stamp_ms);
+    state.globals.last_applied = index;
+    state.globals.last_stamp_ms = now_ms;
+    report.touched.globals = true;
+    let mut context = Context {
+        index,
+        now_ms,
+        jobs_created: 0,
+        report: &mut report,
+    };
+    for event in &proposal.events {
+        let outcome = apply_event(state, &mut context, event)
+            .unwrap_or_else(|reason| Outcome::Rejected { reason });
+        context.report.outcomes.push(outcome);
+    }
+    state.compact_finished(&mut report);
+    report
+}
+
+fn apply_event(state: &mut State, context: &mut Context<'_>, event: &Event) -> Applied {
+    match event {
+        Event::IdempotencyReserved { key, body_hash } => {
+            jobs::reserve_key(state, context, key, *body_hash)
+        }
+        Event::JobSubmitted {
+            idempotency_key,
+            spec,
+        } => jobs::submit(state, context, idempotency_key.as_ref(), spec),
+        Event::CancelRequested { job, fence_token } => {
+            jobs::request_cancel(state, context, *job, *fence_token)
+        }
+        Event::JobCancelled { job, fence_token } => {
+            jobs::force_cancel(state, context, *job, *fence_token)
+        }
+        Event::JobTimedOut {
+            job,
+            reason,
+            fence_token,
+        } => jobs::time_out(state, context, *job, *reason, *fence_token),
+        Event::IdempotencyExpired { key } => jobs::expire_key(state, context, key),
+        Event::LeaderChanged {
+            term,
+            leader,
+            fence_token,
+        } => jobs::change_leader(state, *term, *leader, *fence_token),
+        Event::WorkflowDispatched {
+            target,
+            worker,
+            fence_token,
+        } => workflows::dispatch(state, context, *target, *worker, *fence_token),
+        Event::WorkflowStarted { .. }
+        | Event::WorkflowProgress { .. }
+        | Event::WorkflowCompleted { .. }
+        | Event::WorkflowFailed { .. }
+        | Event::WorkflowCancelled { .. } => workflows::report(state, context, event),
+        Event::WorkflowTimedOut {
+            target,
+            fence_token,
+        } => workflows::time_out(state, context, *target, *fence_token),
+        Event::ExtensionGranted {
+            job,
+            worker,
+            grant_number,
+            grant_ms,
+            progress,
+        } => {
+            let grant = workers::Grant {
+                number: *grant_number,
+                ms: *grant_ms,
+                progress: *progress,
+            };
+            workers::grant_extension(state, context, *job, *worker, grant)
+        }
+        Event::ExtensionDenied {
+            job,
+            worker,
+            reason,
+            progress,
+        } => workers::deny_extension(state, context, *job, *worker, *reason, *progress),
+        Event::WorkerRegistered {
+            worker,
+            cores,
+            address,
+        } => workers::register(state, context, *worker, *cores, address),
+        Event::WorkerLost { worker } => workers::lose(state, context, *worker),
+        Event::WorkerDrained { worker } => workers::drain(state, context, *worker),
+    }
+}

@@ -1,0 +1,219 @@
+//! Shared transitions used by several event handlers: workflow and job status changes that keep
+//! the indexes in step, the derived finish of a job, retries, and compaction.
+//!
+//! Callers validate first; these helpers only mutate (they never refuse).
+
+use crate::apply::Context;
+use crate::State;
+use crate::{
+    ApplyReport, FailureCause, Happening, JobId, JobStatus, StopOrder, WorkflowId, WorkflowRef,
+    WorkflowState, WorkflowStatus,
+};
+
+impl State {
+    /// Changes one workflow's runtime state, keeping the indexes in step and counting the change
+    /// as progress for stuck detection.
+    pub(crate) fn update_workflow(
+        &mut self,
+        context: &mut Context<'_>,
+        job_id: JobId,
+        workflow: WorkflowId,
+        change: impl FnOnce(&mut WorkflowState),
+    ) {
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return;
+        };
+        let position = workflow.0 as usize;
+        let (Some(spec), Some(state)) = (
+            job.spec.workflows.get(position),
+            job.workflows.get_mut(position),
+        ) else {
+            return;
+        };
+        self.index
+            .remove_workflow(job_id, workflow, state, spec.cores);
+        change(state);
+        self.index.add_workflow(job_id, workflow, state, spec.cores);
+        job.last_progress_at_ms = context.now_ms;
+        context.report.touched.jobs.insert(job_id);
+    }
+
+    /// Appends to a job's timeline.
+    pub(crate) fn record(&mut self, context: &mut Context<'_>, job_id: JobId, what: Happening) {
+        let entries_max = self.globals.config.timeline_entries_max;
+        if let Some(job) = self.jobs.get_mut(&job_id) {
+            job.record(context.index, context.now_ms, what, entries_max);
+            context.report.touched.jobs.insert(job_id);
+        }
+    }
+
+    pub(crate) fn set_job_status(&mut self, job_id: JobId, status: JobStatus) {
+        if let Some(job) = self.jobs.get_mut(&job_id) {
+            self.index.job_status_changed(job_id, job.status, status);
+            job.status = status;
+        }
+    }
+
+    /// Finishes the job when every workflow is terminal: `Cancelled` if a cancel was requested,
+    /// `Completed` if every workflow completed, `Failed` otherwise.
+    pub(crate) fn settle(&mut self, context: &mut Context<'_>, job_id: JobId) {
+        let Some(job) = self.jobs.get(&job_id) else {
+            return;
+        };
+        if job.status.is_terminal() || !job.workflows.iter().all(|state| state.status.is_terminal())
+        {
+            return;
+        }
+        let status = if job.cancel_requested_at_ms.is_some() {
+            JobStatus::Cancelled
+        } else if job
+            .workflows
+            .iter()
+            .all(|state| state.status == WorkflowStatus::Completed)
+        {
+            JobStatus::Completed
+        } else {
+            JobStatus::Failed
+        };
+        self.finish(context, job_id, status);
+    }
+
+    /// Makes the job terminal with `status`: workflows still holding a worker are told to stop
+    /// and, like pending ones, become `Cancelled`; the idempotency key is committed.
+    pub(crate) fn finish(&mut self, context: &mut Context<'_>, job_id: JobId, status: JobStatus) {
+        let Some(job) = self.jobs.get(&job_id) else {
+            return;
+        };
+        let fence_token = self.globals.fence_token;
+        let open = job.workflow_ids_with(|state| !state.status.is_terminal());
+        for workflow in open {
+            let Some(state) = job.workflow(workflow) else {
+                continue;
+            };
+            if let (true, Some(worker)) = (state.status.holds_worker(), state.worker) {
+                let target = WorkflowRef {
+                    job: job_id,
+                    workflow,
+                    attempt: state.attempt,
+                };
+                context.report.stop_orders.push(StopOrder {
+                    worker,
+                    target,
+                    fence_token,
+                });
+            }
+        }
+        let open = job.workflow_ids_with(|state| !state.status.is_terminal());
+        for workflow in open {
+            self.update_workflow(context, job_id, workflow, |state| {
+                state.status = WorkflowStatus::Cancelled;
+            });
+        }
+        self.set_job_status(job_id, status);
+        self.index.cancelling.remove(&job_id);
+        self.record(context, job_id, Happening::Finished { status });
+        let now_ms = context.now_ms;
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return;
+        };
+        job.finished_at_ms = Some(now_ms);
+        job.trim_finished();
+        self.index.retained_finished.insert((now_ms, job_id));
+        context.report.touched.jobs.insert(job_id);
+        if let Some(key) = job.idempotency_key.clone() {
+            self.commit_key(context, job_id, &key);
+        }
+    }
+
+    fn commit_key(
+        &mut self,
+        context: &mut Context<'_>,
+        job_id: JobId,
+        key: &crate::IdempotencyKey,
+    ) {
+        let ttl_ms = self.globals.config.idempotency_ttl_ms;
+        let Some(entry) = self.keys.get_mut(key) else {
+            return;
+        };
+        if entry.job != Some(job_id) {
+            return;
+        }
+        self.index.remove_key(entry);
+        entry.committed_at_ms = Some(context.now_ms);
+        entry.expires_at_ms = context.now_ms.saturating_add(ttl_ms);
+        self.index.add_key(entry);
+        context.report.touched.idempotency_keys.insert(key.clone());
+    }
+
+    /// A workflow attempt ended badly: back to `Pending` while both retry budgets last (and no
+    /// cancel is in progress), else `Failed` (or `Cancelled` if it was being cancelled and its
+    /// worker is gone). Then the job may finish.
+    pub(crate) fn fail_attempt(
+        &mut self,
+        context: &mut Context<'_>,
+        job_id: JobId,
+        workflow: WorkflowId,
+        cause: FailureCause,
+        error: Option<(String, Option<i32>)>,
+    ) {
+        let Some(job) = self.jobs.get(&job_id) else {
+            return;
+        };
+        let Some(state) = job.workflow(workflow) else {
+            return;
+        };
+        let attempt = state.attempt;
+        let cancelling = job.cancel_requested_at_ms.is_some();
+        let retry = !cancelling
+            && job.retries_used < job.spec.retry_budget
+            && state.retries_used < job.spec.retry_budget_per_workflow;
+        let final_status = if cancelling && cause == FailureCause::WorkerLost {
+            WorkflowStatus::Cancelled
+        } else {
+            WorkflowStatus::Failed
+        };
+        self.update_workflow(context, job_id, workflow, |state| {
+            if let Some((message, exit_code)) = error {
+                state.last_error = Some(message);
+                state.exit_code = exit_code;
+            }
+            if retry {
+                state.status = WorkflowStatus::Pending;
+                state.retries_used += 1;
+                state.worker = None;
+                state.fence_token = None;
+                state.started_at_ms = None;
+                state.progress = 0;
+            } else {
+                state.status = final_status;
+            }
+        });
+        if retry {
+            if let Some(job) = self.jobs.get_mut(&job_id) {
+                job.retries_used += 1;
+            }
+        }
+        let what = Happening::WorkflowFailed {
+            workflow,
+            attempt,
+            cause,
+            retried: retry,
+        };
+        self.record(context, job_id, what);
+        self.settle(context, job_id);
+    }
+
+    /// Compacts the oldest finished jobs beyond the retention limit.
+    pub(crate) fn compact_finished(&mut self, report: &mut ApplyReport) {
+        let retained = self.globals.config.retained_finished_jobs;
+        while self.index.retained_finished.len() as u64 > retained {
+            let Some((_, job_id)) = self.index.retained_finished.pop_first() else {
+                break;
+            };
+            if let Some(job) = self.jobs.get_mut(&job_id) {
+                job.compact();
+                report.touched.jobs.insert(job_id);
+            }
+        }
+    }
+}

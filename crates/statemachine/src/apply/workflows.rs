@@ -1,0 +1,283 @@
+//! Workflow-level events: dispatch, the worker's reports, and per-attempt timeouts.
+
+use crate::apply::jobs::{check_fence, live_job};
+use crate::apply::{Applied, Context};
+use crate::limits::ERROR_BYTES_MAX;
+use crate::{
+    Attempt, Event, FailureCause, FenceToken, Happening, Job, JobStatus, Outcome, Rejection, State,
+    StopOrder, WorkerId, WorkerStatus, WorkflowRef, WorkflowState, WorkflowStatus,
+};
+
+pub(super) fn dispatch(
+    state: &mut State,
+    context: &mut Context<'_>,
+    target: WorkflowRef,
+    worker_id: WorkerId,
+    fence_token: FenceToken,
+) -> Applied {
+    check_fence(state, Some(fence_token))?;
+    let job = live_job(state, target.job)?;
+    if job.is_cancelling() {
+        return Err(Rejection::JobCancelling { job: target.job });
+    }
+    let runtime = workflow_of(job, target)?;
+    if runtime.status != WorkflowStatus::Pending {
+        return Err(invalid(target, runtime.status, "dispatch"));
+    }
+    let next = Attempt(runtime.attempt.0.saturating_add(1));
+    if target.attempt != next {
+        return Err(stale(target, next));
+    }
+    let cores_needed = job
+        .spec
+        .workflows
+        .get(target.workflow.0 as usize)
+        .map_or(0, |w| w.cores);
+    check_capacity(state, worker_id, cores_needed)?;
+    state.update_workflow(context, target.job, target.workflow, |runtime| {
+        runtime.status = WorkflowStatus::Dispatched;
+        runtime.attempt = next;
+        runtime.worker = Some(worker_id);
+        runtime.fence_token = Some(fence_token);
+        runtime.started_at_ms = None;
+        runtime.progress = 0;
+    });
+    if state
+        .jobs
+        .get(&target.job)
+        .is_some_and(|job| job.status == JobStatus::Pending)
+    {
+        state.set_job_status(target.job, JobStatus::Running);
+    }
+    let what = Happening::Dispatched {
+        workflow: target.workflow,
+        attempt: next,
+        worker: worker_id,
+        fence_token,
+    };
+    state.record(context, target.job, what);
+    Ok(Outcome::Applied)
+}
+
+/// The worker must be live with `cores_needed` free cores.
+pub(crate) fn check_capacity(
+    state: &State,
+    worker_id: WorkerId,
+    cores_needed: u32,
+) -> Result<(), Rejection> {
+    let worker = state
+        .workers
+        .get(&worker_id)
+        .ok_or(Rejection::WorkerNotFound { worker: worker_id })?;
+    if worker.status != WorkerStatus::Live {
+        return Err(Rejection::WorkerUnavailable {
+            worker: worker_id,
+            status: worker.status,
+        });
+    }
+    let cores_free = worker.cores.saturating_sub(state.cores_used(worker_id));
+    if cores_needed > cores_free {
+        return Err(Rejection::InsufficientCapacity {
+            worker: worker_id,
+            cores_free,
+            cores_needed,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a worker report against the state: the job is live, the attempt and the worker are
+/// the current ones, the transition is allowed and progress grew. Shared with `decide`.
+pub(crate) fn check_report(state: &State, event: &Event) -> Result<WorkflowRef, Rejection> {
+    let (target, worker, allowed, action): (_, _, &[WorkflowStatus], _) = match event {
+        Event::WorkflowStarted { target, worker } => {
+            (target, worker, &[WorkflowStatus::Dispatched], "start")
+        }
+        Event::WorkflowProgress { target, worker, .. } => (
+            target,
+            worker,
+            &[WorkflowStatus::Running],
+            "report progress",
+        ),
+        Event::WorkflowCompleted { target, worker } => (
+            target,
+            worker,
+            &[WorkflowStatus::Running, WorkflowStatus::Cancelling],
+            "complete",
+        ),
+        Event::WorkflowFailed { target, worker, .. } => (
+            target,
+            worker,
+            &[
+                WorkflowStatus::Dispatched,
+                WorkflowStatus::Running,
+                WorkflowStatus::Cancelling,
+            ],
+            "fail",
+        ),
+        Event::WorkflowCancelled { target, worker } => (
+            target,
+            worker,
+            &[WorkflowStatus::Cancelling],
+            "confirm cancellation",
+        ),
+        _ => {
+            let reason = format!("{} is not a worker report", event.name());
+            return Err(Rejection::InvalidField {
+                field: "event".to_owned(),
+                reason,
+            });
+        }
+    };
+    let job = live_job(state, target.job)?;
+    let runtime = workflow_of(job, *target)?;
+    if runtime.attempt != target.attempt {
+        return Err(stale(*target, runtime.attempt));
+    }
+    if runtime.status.holds_worker() && runtime.worker != Some(*worker) {
+        let (job, workflow) = (target.job, target.workflow);
+        return Err(Rejection::WrongWorker {
+            job,
+            workflow,
+            worker: *worker,
+        });
+    }
+    if !allowed.contains(&runtime.status) {
+        return Err(invalid(*target, runtime.status, action));
+    }
+    if let Event::WorkflowProgress { progress, .. } = event {
+        if *progress <= runtime.progress {
+            return Err(invalid(
+                *target,
+                runtime.status,
+                "report progress that did not grow",
+            ));
+        }
+    }
+    Ok(*target)
+}
+
+pub(super) fn report(state: &mut State, context: &mut Context<'_>, event: &Event) -> Applied {
+    let target = check_report(state, event)?;
+    let now_ms = context.now_ms;
+    let (job, workflow) = (target.job, target.workflow);
+    match event {
+        Event::WorkflowStarted { .. } => {
+            state.update_workflow(context, job, workflow, |runtime| {
+                runtime.status = WorkflowStatus::Running;
+                runtime.started_at_ms = Some(now_ms);
+            });
+            let what = Happening::Started {
+                workflow,
+                attempt: target.attempt,
+            };
+            state.record(context, job, what);
+        }
+        Event::WorkflowProgress { progress, .. } => {
+            let progress = *progress;
+            state.update_workflow(context, job, workflow, |runtime| {
+                runtime.progress = progress
+            });
+            state.record(context, job, Happening::Progress { workflow, progress });
+        }
+        Event::WorkflowCompleted { .. } => {
+            state.update_workflow(context, job, workflow, |runtime| {
+                runtime.status = WorkflowStatus::Completed;
+            });
+            state.record(context, job, Happening::WorkflowCompleted { workflow });
+            state.settle(context, job);
+        }
+        Event::WorkflowFailed {
+            error, exit_code, ..
+        } => {
+            let failure = Some((truncate(error, ERROR_BYTES_MAX), *exit_code));
+            state.fail_attempt(context, job, workflow, FailureCause::Reported, failure);
+        }
+        Event::WorkflowCancelled { .. } => {
+            state.update_workflow(context, job, workflow, |runtime| {
+                runtime.status = WorkflowStatus::Cancelled;
+            });
+            state.record(context, job, Happening::WorkflowCancelled { workflow });
+            state.settle(context, job);
+        }
+        _ => {}
+    }
+    Ok(Outcome::Applied)
+}
+
+pub(super) fn time_out(
+    state: &mut State,
+    context: &mut Context<'_>,
+    target: WorkflowRef,
+    fence_token: FenceToken,
+) -> Applied {
+    check_fence(state, Some(fence_token))?;
+    let job = live_job(state, target.job)?;
+    if job.is_cancelling() {
+        return Err(Rejection::JobCancelling { job: target.job });
+    }
+    let runtime = workflow_of(job, target)?;
+    if runtime.attempt != target.attempt {
+        return Err(stale(target, runtime.attempt));
+    }
+    if !job.workflow_timeout_due(target.workflow, context.now_ms) {
+        let what = format!("timeout of job {} workflow {}", target.job, target.workflow);
+        return Err(Rejection::ConditionNotMet {
+            what,
+            at_ms: context.now_ms,
+        });
+    }
+    if let Some(worker) = runtime.worker {
+        context.report.stop_orders.push(StopOrder {
+            worker,
+            target,
+            fence_token,
+        });
+    }
+    state.fail_attempt(
+        context,
+        target.job,
+        target.workflow,
+        FailureCause::TimedOut,
+        None,
+    );
+    Ok(Outcome::Applied)
+}
+
+fn workflow_of(job: &Job, target: WorkflowRef) -> Result<&WorkflowState, Rejection> {
+    job.workflow(target.workflow)
+        .ok_or(Rejection::WorkflowNotFound {
+            job: target.job,
+            workflow: target.workflow,
+        })
+}
+
+fn invalid(target: WorkflowRef, from: WorkflowStatus, action: &str) -> Rejection {
+    Rejection::InvalidTransition {
+        job: target.job,
+        workflow: target.workflow,
+        from,
+        action: action.to_owned(),
+    }
+}
+
+fn stale(target: WorkflowRef, current: Attempt) -> Rejection {
+    Rejection::StaleAttempt {
+        job: target.job,
+        workflow: target.workflow,
+        presented: target.attempt,
+        current,
+    }
+}
+
+/// Cuts `text` to at most `bytes_max` bytes on a character boundary.
+pub(crate) fn truncate(text: &str, bytes_max: usize) -> String {
+    if text.len() <= bytes_max {
+        return text.to_owned();
+    }
+    let mut end = bytes_max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}

@@ -1,0 +1,112 @@
+//! Secondary indexes over the records, never persisted: rebuilt by `State::from_records` and
+//! kept in step by `apply`.
+//!
+//! They exist so that leader duties and queries do not scan every job. Equality of the rebuilt
+//! and the incrementally maintained indexes is checked by the property tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::{IdempotencyEntry, IdempotencyKey, Job, JobId, JobStatus, WorkerId, WorkflowId};
+use crate::{WorkflowState, WorkflowStatus};
+
+/// Derived lookups; see the module docs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Indexes {
+    /// Jobs by status.
+    pub by_status: BTreeMap<JobStatus, BTreeSet<JobId>>,
+    /// Workflows waiting for dispatch (of jobs that are not terminal).
+    pub pending_workflows: BTreeSet<(JobId, WorkflowId)>,
+    /// Workflows holding each worker's cores.
+    pub assignments: BTreeMap<WorkerId, BTreeSet<(JobId, WorkflowId)>>,
+    /// Cores held on each worker (absent means 0).
+    pub cores_used: BTreeMap<WorkerId, u32>,
+    /// Keys that can expire, by expiry stamp.
+    pub key_expiry: BTreeSet<(u64, IdempotencyKey)>,
+    /// Finished jobs not yet compacted, oldest finish first.
+    pub retained_finished: BTreeSet<(u64, JobId)>,
+    /// Jobs with a cancel in progress.
+    pub cancelling: BTreeSet<JobId>,
+}
+
+impl Indexes {
+    pub fn add_job(&mut self, job: &Job) {
+        self.by_status.entry(job.status).or_default().insert(job.id);
+        for ((position, state), spec) in (0u32..).zip(&job.workflows).zip(&job.spec.workflows) {
+            self.add_workflow(job.id, WorkflowId(position), state, spec.cores);
+        }
+        if job.is_cancelling() {
+            self.cancelling.insert(job.id);
+        }
+        if let (Some(finished_at_ms), false) = (job.finished_at_ms, job.compacted) {
+            self.retained_finished.insert((finished_at_ms, job.id));
+        }
+    }
+
+    pub fn add_key(&mut self, entry: &IdempotencyEntry) {
+        if entry.expires_at_ms != u64::MAX {
+            self.key_expiry
+                .insert((entry.expires_at_ms, entry.key.clone()));
+        }
+    }
+
+    pub fn remove_key(&mut self, entry: &IdempotencyEntry) {
+        self.key_expiry
+            .remove(&(entry.expires_at_ms, entry.key.clone()));
+    }
+
+    pub fn job_status_changed(&mut self, job: JobId, from: JobStatus, to: JobStatus) {
+        if let Some(set) = self.by_status.get_mut(&from) {
+            set.remove(&job);
+            if set.is_empty() {
+                self.by_status.remove(&from);
+            }
+        }
+        self.by_status.entry(to).or_default().insert(job);
+    }
+
+    /// Removes a workflow's entries before it changes; `add_workflow` re-adds them after.
+    pub fn remove_workflow(
+        &mut self,
+        job: JobId,
+        workflow: WorkflowId,
+        state: &WorkflowState,
+        cores: u32,
+    ) {
+        if state.status == WorkflowStatus::Pending {
+            self.pending_workflows.remove(&(job, workflow));
+        }
+        if let (true, Some(worker)) = (state.status.holds_worker(), state.worker) {
+            if let Some(set) = self.assignments.get_mut(&worker) {
+                set.remove(&(job, workflow));
+                if set.is_empty() {
+                    self.assignments.remove(&worker);
+                }
+            }
+            if let Some(used) = self.cores_used.get_mut(&worker) {
+                *used = used.saturating_sub(cores);
+                if *used == 0 {
+                    self.cores_used.remove(&worker);
+                }
+            }
+        }
+    }
+
+    pub fn add_workflow(
+        &mut self,
+        job: JobId,
+        workflow: WorkflowId,
+        state: &WorkflowState,
+        cores: u32,
+    ) {
+        if state.status == WorkflowStatus::Pending {
+            self.pending_workflows.insert((job, workflow));
+        }
+        if let (true, Some(worker)) = (state.status.holds_worker(), state.worker) {
+            self.assignments
+                .entry(worker)
+                .or_default()
+                .insert((job, workflow));
+            *self.cores_used.entry(worker).or_default() += cores;
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The replicated state: records (globals, jobs, idempotency entries, workers) plus derived
+//! indexes, and the way to take it apart into records and put it back together.
+//!
+//! The records are the truth: snapshots, the state hash and the node's sled mirror contain only
+//! them, and [`State::from_records`] re-derives the indexes. Transitions live in `apply`,
+//! queries in `query`.
+
+mod index;
+mod job;
+mod records;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub(crate) use self::index::Indexes;
+pub use self::job::{
+    ExtensionTracker, FailureCause, Happening, Job, JobExtensions, TimelineEntry, TimeoutRecord,
+    WorkflowState,
+};
+pub use self::records::{Globals, IdempotencyEntry, Worker};
+use crate::{Error, IdempotencyKey, JobId, Result, StateConfig, WorkerId};
+
+/// The job domain's state: a pure fold of applied proposals.
+#[derive(Debug, Clone)]
+pub struct State {
+    pub(crate) globals: Globals,
+    pub(crate) jobs: BTreeMap<JobId, Job>,
+    pub(crate) keys: BTreeMap<IdempotencyKey, IdempotencyEntry>,
+    pub(crate) workers: BTreeMap<WorkerId, Worker>,
+    pub(crate) index: Indexes,
+}
+
+/// Borrowed view of every record, in key order (for persistence and snapshots).
+#[derive(Debug, Clone, Copy)]
+pub struct Parts<'a> {
+    /// The globals.
+    pub globals: &'a Globals,
+    /// Every job, by id.
+    pub jobs: &'a BTreeMap<JobId, Job>,
+    /// Every live idempotency entry, by key.
+    pub idempotency: &'a BTreeMap<IdempotencyKey, IdempotencyEntry>,
+    /// Every worker ever registered, by id.
+    pub workers: &'a BTreeMap<WorkerId, Worker>,
+}
+
+/// Owned records, the unit of snapshots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Records {
+    /// The globals.
+    pub globals: Globals,
+    /// Jobs in id order.
+    pub jobs: Vec<Job>,
+    /// Idempotency entries in key order.
+    pub idempotency: Vec<IdempotencyEntry>,
+    /// Workers in id order.
+    pub workers: Vec<Worker>,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State::empty(StateConfig::default())
+    }
+}
+
+impl State {
+    /// An empty state with `config`, after checking its minimums.
+    pub fn new(config: StateConfig) -> Result<State> {
+        config.validate()?;
+        Ok(State::empty(config))
+    }
+
+    fn empty(config: StateConfig) -> State {
+        State {
+            globals: Globals::new(config),
+            jobs: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            workers: BTreeMap::new(),
+            index: Indexes::default(),
+        }
+    }
+
+    /// The globals record.
+    pub fn globals(&self) -> &Globals {
+        &self.globals
+    }
+
+    /// The job record, full or compacted.
+    pub fn job(&self, id: JobId) -> Option<&Job> {
+        self.jobs.get(&id)
+    }
+
+    /// The idempotency entry for `key`, if live.
+    pub fn idempotency_entry(&self, key: &IdempotencyKey) -> Option<&IdempotencyEntry> {
+        self.keys.get(key)
+    }
+
+    /// The worker record.
+    pub fn worker(&self, id: WorkerId) -> Option<&Worker> {
+        self.workers.get(&id)
+    }
+
+    /// Every worker, by id.
+    pub fn workers(&self) -> impl Iterator<Item = &Worker> {
+        self.workers.values()
+    }
+
+    /// Every job, by id.
+    pub fn jobs(&self) -> impl Iterator<Item = &Job> {
+        self.jobs.values()
+    }
+
+    /// Every live idempotency entry, by key.
+    pub fn idempotency_entries(&self) -> impl Iterator<Item = &IdempotencyEntry> {
+        self.keys.values()
+    }
+
+    /// Cores held on the worker by dispatched, running or cancelling workflows.
+    pub fn cores_used(&self, worker: WorkerId) -> u32 {
+        self.index.cores_used.get(&worker).copied().unwrap_or(0)
+    }
+
+    /// Borrowed records, for persistence.
+    pub fn parts(&self) -> Parts<'_> {
+        Parts {
+            globals: &self.globals,
+            jobs: &self.jobs,
+            idempotency: &self.keys,
+            workers: &self.workers,
+        }
+    }
+
+    /// Owned copy of every record.
+    pub fn to_records(&self) -> Records {
+        Records {
+            globals: self.globals.clone(),
+            jobs: self.jobs.values().cloned().collect(),
+            idempotency: self.keys.values().cloned().collect(),
+            workers: self.workers.values().cloned().collect(),
+        }
+    }
+
+    /// Rebuilds a state from its records (in any order), re-deriving every index. Fails with
+    /// [`Error::InconsistentRecords`] on duplicates or records that contradict each other.
+    pub fn from_records(
+        globals: Globals,
+        jobs: impl IntoIterator<Item = Job>,
+        idempotency: impl IntoIterator<Item = IdempotencyEntry>,
+        workers: impl IntoIterator<Item = Worker>,
+    ) -> Result<State> {
+        globals.config.validate()?;
+        let mut state = State::empty(globals.config.clone());
+        state.globals = globals;
+        for worker in workers {
+            let id = worker.id;
+            if state.workers.insert(id, worker).is_some() {
+                return Err(inconsistent(format!("worker {id} appears twice")));
+            }
+        }
+        for job in jobs {
+            check_job(&job, &state.workers)?;
+            state.index.add_job(&job);
+            let id = job.id;
+            if state.jobs.insert(id, job).is_some() {
+                return Err(inconsistent(format!("job {id} appears twice")));
+            }
+        }
+        for entry in idempotency {
+            if let Some(job) = entry.job {
+                if !state.jobs.contains_key(&job) {
+                    return Err(inconsistent(format!(
+                        "key {} names missing job {job}",
+                        entry.key
+                    )));
+                }
+            }
+            state.index.add_key(&entry);
+            let key = entry.key.clone();
+            if state.keys.insert(key.clone(), entry).is_some() {
+                return Err(inconsistent(format!("key {key} appears twice")));
+            }
+        }
+        Ok(state)
+    }
+
+    /// [`State::from_records`] on owned [`Records`].
+    pub fn from_owned_records(records: Records) -> Result<State> {
+        State::from_records(
+            records.globals,
+            records.jobs,
+            records.idempotency,
+            records.workers,
+        )
+    }
+}
+
+fn inconsistent(what: String) -> Error {
+    Error::InconsistentRecords { what }
+}
+
+fn check_job(job: &Job, workers: &BTreeMap<WorkerId, Worker>) -> Result<()> {
+    if job.workflows.len() != job.spec.workflows.len() {
+        return Err(inconsistent(format!(
+            "job {} has mismatched workflow lists",
+            job.id
+        )));
+    }
+    for (position, state) in job.workflows.iter().enumerate() {
+        if state.status.holds_worker() {
+            match state.worker {
+                Some(worker) if workers.contains_key(&worker) => {}
+                _ => {
+                    let what = format!("job {} workflow {position} has no known worker", job.id);
+                    return Err(inconsistent(what));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! Unit and property tests of the whole fold: a small driver (`harness`), table-driven
+//! transition and rejection tests (`transitions`), scenario tests (`scenarios`) and the
+//! model-based property tests (`properties`).
+
+mod harness;
+mod scenarios;
