@@ -9,6 +9,8 @@
 //! openraft, sled and sockets.
 #![deny(missing_docs)]
 
+pub mod api;
+pub mod client;
 pub mod config;
 mod error;
 pub mod raft;

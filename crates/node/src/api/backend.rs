@@ -1,0 +1,144 @@
+//! What the HTTP layer needs from a manager, as a trait: submit, read, cancel, wait, cluster
+//! operations, metrics. `Node` implements it (`node_backend`); tests may implement it with a
+//! fake to exercise the HTTP layer (parsing, errors, forwarding) without a Raft group.
+//!
+//! It deliberately does not describe Raft or storage: only the answers the API gives, in the
+//! API's wire types, plus "not leader" so the HTTP layer can forward.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::error::ApiError;
+use super::types::{
+    AddMemberRequest, CancelJobRequest, CancelJobResponse, ClusterStatusView, JobEventsResponse,
+    JobListResponse, JobStatus, JobView, SubmitJobRequest, SubmitJobResponse,
+    TransferLeaderResponse, WaitJobResponse,
+};
+
+/// Why a backend call did not produce an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendError {
+    /// This node is not the leader; nothing changed. The HTTP layer forwards the request to
+    /// `leader_api_addr` when known (one hop), or answers `503 no_leader`.
+    NotLeader {
+        /// The leader's id, if known.
+        leader_id: Option<u64>,
+        /// The leader's HTTP address, if known.
+        leader_api_addr: Option<SocketAddr>,
+    },
+    /// Any other failure, already in the API's error shape (status, code, field).
+    Api(ApiError),
+}
+
+impl From<ApiError> for BackendError {
+    fn from(err: ApiError) -> Self {
+        BackendError::Api(err)
+    }
+}
+
+/// Result of a backend call.
+pub type BackendResult<T> = std::result::Result<T, BackendError>;
+
+/// Who is submitting, for idempotency scoping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmitContext {
+    /// Client namespace (`X-Steward-Namespace`, default `default`).
+    pub namespace: String,
+    /// `Idempotency-Key`, if the client sent one.
+    pub idempotency_key: Option<String>,
+}
+
+/// `GET /v1/jobs` filter, already validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only jobs in this status.
+    pub status: Option<JobStatus>,
+    /// Only jobs carrying every one of these labels.
+    pub labels: Vec<(String, String)>,
+    /// Page size.
+    pub limit: usize,
+    /// Only jobs with an id greater than this (the decoded cursor).
+    pub after_id: Option<u64>,
+    /// Read local state instead of a linearizable read.
+    pub stale: bool,
+}
+
+/// The operations behind the HTTP routes. Implementations must be cheap to clone.
+pub trait Backend: Clone + Send + Sync + 'static {
+    /// This node's id.
+    fn node_id(&self) -> u64;
+
+    /// Submits a validated job. `Ok` carries whether it was a duplicate.
+    fn submit(
+        &self,
+        context: SubmitContext,
+        request: SubmitJobRequest,
+    ) -> impl Future<Output = BackendResult<SubmitJobResponse>> + Send;
+
+    /// One job, or `None` if unknown.
+    fn job(
+        &self,
+        job_id: u64,
+        stale: bool,
+    ) -> impl Future<Output = BackendResult<Option<JobView>>> + Send;
+
+    /// A page of jobs.
+    fn list(
+        &self,
+        filter: ListFilter,
+    ) -> impl Future<Output = BackendResult<JobListResponse>> + Send;
+
+    /// Cancels a job (idempotent); an unknown job is `404`.
+    fn cancel(
+        &self,
+        job_id: u64,
+        request: CancelJobRequest,
+    ) -> impl Future<Output = BackendResult<CancelJobResponse>> + Send;
+
+    /// A job's timeline, or `None` if unknown.
+    fn events(
+        &self,
+        job_id: u64,
+        stale: bool,
+    ) -> impl Future<Output = BackendResult<Option<JobEventsResponse>>> + Send;
+
+    /// Waits up to `timeout` for the job to become terminal; `None` if unknown.
+    fn wait(
+        &self,
+        job_id: u64,
+        timeout: Duration,
+    ) -> impl Future<Output = BackendResult<Option<WaitJobResponse>>> + Send;
+
+    /// This node's view of the group.
+    fn cluster_status(&self) -> ClusterStatusView;
+
+    /// Hands leadership to `to` (leader only).
+    fn transfer_leader(
+        &self,
+        to: u64,
+    ) -> impl Future<Output = BackendResult<TransferLeaderResponse>> + Send;
+
+    /// Adds a member (learner, catch up, promote); leader only.
+    fn add_member(
+        &self,
+        request: AddMemberRequest,
+    ) -> impl Future<Output = BackendResult<ClusterStatusView>> + Send;
+
+    /// Removes a member; leader only.
+    fn remove_member(
+        &self,
+        node_id: u64,
+    ) -> impl Future<Output = BackendResult<ClusterStatusView>> + Send;
+
+    /// Appends this node's metrics (Raft, WAL, jobs) in Prometheus text format.
+    fn render_metrics(&self, out: &mut super::metrics::PromText);
+
+    /// Test-only: marks one workflow of a job finished (`success` or failed); leader only.
+    fn complete_workflow_for_test(
+        &self,
+        job_id: u64,
+        workflow: String,
+        success: bool,
+    ) -> impl Future<Output = BackendResult<JobView>> + Send;
+}

@@ -1,0 +1,186 @@
+//! Validation of request bodies beyond what their types enforce: non-empty commands, positive
+//! cores and timeouts, bounded sizes. Every failure names the offending field as a path.
+//!
+//! It deliberately does not check anything that depends on cluster state (duplicate keys,
+//! unknown jobs): that is the state machine's `decide`, run on the leader.
+
+use std::collections::BTreeSet;
+
+use super::error::{ApiError, ApiResult};
+use super::types::SubmitJobRequest;
+
+/// Most workflows one job may have. Default: 1024. Minimum: 1.
+pub const WORKFLOWS_PER_JOB_MAX: usize = 1024;
+/// Most cores one workflow may ask for. Default: 4096.
+pub const CORES_MAX: i64 = 4096;
+/// Longest job, workflow or label name, in bytes. Default: 256.
+pub const NAME_BYTES_MAX: usize = 256;
+/// Longest accepted timeout: 30 days in milliseconds.
+pub const TIMEOUT_MS_MAX: i64 = 30 * 24 * 3600 * 1000;
+/// Longest idempotency key or namespace, in bytes. Default: 256.
+pub const KEY_BYTES_MAX: usize = 256;
+
+const _: () = assert!(WORKFLOWS_PER_JOB_MAX >= 1);
+const _: () = assert!(CORES_MAX >= 1 && CORES_MAX <= u32::MAX as i64);
+
+/// Checks a submit body; the first problem found is returned, naming its field.
+pub fn submit(request: &SubmitJobRequest) -> ApiResult<()> {
+    if let Some(name) = &request.name {
+        name_ok("name", name)?;
+    }
+    if let Some(timeout_ms) = request.timeout_ms {
+        timeout_ok("timeout_ms", timeout_ms)?;
+    }
+    for key in request.labels.keys() {
+        name_ok(&format!("labels.{key}"), key)?;
+    }
+    if request.workflows.is_empty() {
+        return Err(ApiError::invalid_field(
+            "workflows",
+            "a job needs at least one workflow",
+        ));
+    }
+    if request.workflows.len() > WORKFLOWS_PER_JOB_MAX {
+        return Err(ApiError::invalid_field(
+            "workflows",
+            format!("a job may have at most {WORKFLOWS_PER_JOB_MAX} workflows"),
+        ));
+    }
+    let mut names = BTreeSet::new();
+    for (i, workflow) in request.workflows.iter().enumerate() {
+        let at = |field: &str| format!("workflows[{i}].{field}");
+        name_ok(&at("name"), &workflow.name)?;
+        if !names.insert(workflow.name.as_str()) {
+            return Err(ApiError::invalid_field(
+                at("name"),
+                format!("workflow name `{}` is used twice", workflow.name),
+            ));
+        }
+        match workflow.command.first() {
+            None => {
+                return Err(ApiError::invalid_field(
+                    at("command"),
+                    "command must not be empty",
+                ))
+            }
+            Some(program) if program.trim().is_empty() => {
+                return Err(ApiError::invalid_field(
+                    format!("workflows[{i}].command[0]"),
+                    "the program (first element of command) must not be empty",
+                ))
+            }
+            Some(_) => {}
+        }
+        if let Some(cores) = workflow.cores {
+            if !(1..=CORES_MAX).contains(&cores) {
+                return Err(ApiError::invalid_field(
+                    at("cores"),
+                    format!("cores must be between 1 and {CORES_MAX}, got {cores}"),
+                ));
+            }
+        }
+        if let Some(timeout_ms) = workflow.timeout_ms {
+            timeout_ok(&at("timeout_ms"), timeout_ms)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks an idempotency key or namespace header value.
+pub fn header_token(header: &str, value: &str) -> ApiResult<()> {
+    if value.is_empty() || value.len() > KEY_BYTES_MAX {
+        return Err(ApiError::invalid_field(
+            header,
+            format!("must be 1 to {KEY_BYTES_MAX} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+fn name_ok(field: &str, name: &str) -> ApiResult<()> {
+    if name.trim().is_empty() {
+        return Err(ApiError::invalid_field(field, "must not be empty"));
+    }
+    if name.len() > NAME_BYTES_MAX {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("must be at most {NAME_BYTES_MAX} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+fn timeout_ok(field: &str, timeout_ms: i64) -> ApiResult<()> {
+    if timeout_ms <= 0 {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("timeout must be positive, got {timeout_ms}"),
+        ));
+    }
+    if timeout_ms > TIMEOUT_MS_MAX {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("timeout must be at most {TIMEOUT_MS_MAX} ms"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::types::WorkflowSpec;
+
+    fn job(workflows: Vec<WorkflowSpec>) -> SubmitJobRequest {
+        SubmitJobRequest {
+            name: None,
+            labels: Default::default(),
+            workflows,
+            timeout_ms: None,
+            retry_budget: None,
+        }
+    }
+
+    fn workflow(name: &str, command: &[&str]) -> WorkflowSpec {
+        WorkflowSpec {
+            name: name.into(),
+            command: command.iter().map(|s| s.to_string()).collect(),
+            env: Default::default(),
+            cores: None,
+            timeout_ms: None,
+        }
+    }
+
+    fn field_of(request: &SubmitJobRequest) -> Option<String> {
+        submit(request).err().and_then(|e| e.detail.field)
+    }
+
+    #[test]
+    fn accepts_minimal_job() {
+        assert!(submit(&job(vec![workflow("main", &["true"])])).is_ok());
+    }
+
+    #[test]
+    fn names_each_bad_field() {
+        assert_eq!(field_of(&job(vec![])).as_deref(), Some("workflows"));
+        let empty = job(vec![workflow("main", &[])]);
+        assert_eq!(field_of(&empty).as_deref(), Some("workflows[0].command"));
+        let blank = job(vec![workflow("a", &["x"]), workflow("b", &[" "])]);
+        assert_eq!(field_of(&blank).as_deref(), Some("workflows[1].command[0]"));
+        let twice = job(vec![workflow("a", &["x"]), workflow("a", &["y"])]);
+        assert_eq!(field_of(&twice).as_deref(), Some("workflows[1].name"));
+        for cores in [0, -1, CORES_MAX + 1] {
+            let mut bad = job(vec![workflow("a", &["x"])]);
+            bad.workflows[0].cores = Some(cores);
+            assert_eq!(field_of(&bad).as_deref(), Some("workflows[0].cores"));
+        }
+        for timeout in [0, -5] {
+            let mut bad = job(vec![workflow("a", &["x"])]);
+            bad.timeout_ms = Some(timeout);
+            assert_eq!(field_of(&bad).as_deref(), Some("timeout_ms"));
+            bad.timeout_ms = None;
+            bad.workflows[0].timeout_ms = Some(timeout);
+            assert_eq!(field_of(&bad).as_deref(), Some("workflows[0].timeout_ms"));
+        }
+    }
+}
