@@ -272,8 +272,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        // Entries at or below the purge point are committed and covered by a snapshot, so
+        // they are dropped rather than rewritten (the WAL continues after the purge point).
+        // openraft itself never sends them; its storage suite does.
+        let floor = self
+            .blob
+            .lock()
+            .await
+            .last_purged
+            .map_or(0, |id| id.index + 1);
         let records = entries
             .into_iter()
+            .filter(|e| e.log_id.index >= floor)
             .map(|e| entry_to_record(&e))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| StorageIOError::write_logs(AnyError::error(e)))?;

@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 
 pub mod log_store;
 pub mod network;
+mod snapshot_file;
+pub mod state_machine;
+mod view;
+
+pub use view::RaftMeta;
 
 /// A node id as openraft sees it.
 pub type NodeId = u64;
@@ -49,6 +54,8 @@ pub struct ProposalBytes(pub Bytes);
 pub struct ApplyResponse {
     /// The log index the entry was applied at.
     pub index: u64,
+    /// One outcome per event of the entry's proposal (empty for blank and membership entries).
+    pub outcomes: Vec<steward_statemachine::Outcome>,
 }
 
 openraft::declare_raft_types!(

@@ -1,0 +1,365 @@
+//! openraft's `RaftStateMachine` over `steward-statemachine`, with the sled view and snapshot
+//! files. ADR 0007.
+//!
+//! Committed entries are folded into the in-memory [`State`] (which the node reads) and the
+//! records they touched are written to sled in one batch per applied batch. Snapshots are the
+//! state's records plus openraft's applied id and membership, in a self-checking file that is
+//! durable before openraft may purge the WAL up to it. This module does not decide commands or
+//! stamp time (the node does).
+
+use std::collections::BTreeSet;
+use std::io::Cursor;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
+use openraft::{
+    AnyError, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, StorageError,
+    StorageIOError, StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+use steward_statemachine::{State, Touched};
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+use crate::raft::snapshot_file::{self, SnapshotDir};
+use crate::raft::view::{RaftMeta, View};
+use crate::raft::{ApplyResponse, NodeId, PeerNode, TypeConfig};
+
+/// What a snapshot file's body holds (bincode, inside the framed file).
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotBody {
+    meta: SnapshotMeta<NodeId, PeerNode>,
+    removed_ids: BTreeSet<NodeId>,
+    /// `steward_statemachine::snapshot` of the state (its own magic and version).
+    state: Vec<u8>,
+}
+
+struct Applied {
+    state: State,
+    meta: RaftMeta,
+}
+
+/// State shared by the adapter, its snapshot builder and the node's readers.
+pub struct Shared {
+    applied: RwLock<Applied>,
+    view: View,
+    snapshots: SnapshotDir,
+    applied_index: watch::Sender<u64>,
+    snapshot_seq: AtomicU64,
+}
+
+/// openraft's state machine. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    shared: Arc<Shared>,
+}
+
+type StoreResult<T> = std::result::Result<T, StorageError<NodeId>>;
+
+fn sm_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::write_state_machine(AnyError::error(e.to_string())).into()
+}
+
+fn snap_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::write_snapshot(None, AnyError::error(e.to_string())).into()
+}
+
+fn merge(into: &mut Touched, from: Touched) {
+    into.jobs.extend(from.jobs);
+    into.idempotency_keys.extend(from.idempotency_keys);
+    into.workers.extend(from.workers);
+    into.globals |= from.globals;
+}
+
+fn decode_body(image: &[u8], origin: &str) -> Result<SnapshotBody> {
+    let body = snapshot_file::decode(image, origin)?;
+    bincode::serde::decode_from_slice(body, bincode::config::standard())
+        .map(|(body, _)| body)
+        .map_err(|e| Error::storage(format!("decode snapshot body from {origin}"), e))
+}
+
+impl Shared {
+    /// Runs `f` on the applied state under the read lock.
+    pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.lock_read().state)
+    }
+
+    fn lock_read(&self) -> RwLockReadGuard<'_, Applied> {
+        // A poisoned lock means an apply panicked mid-way; the state is still the last one that
+        // was fully written (apply mutates a clone only on success paths of the pure fold).
+        self.applied
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// openraft's applied id, membership and removed ids.
+    pub fn raft_meta(&self) -> RaftMeta {
+        self.lock_read().meta.clone()
+    }
+
+    /// Notified with the last applied index after every applied batch.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.applied_index.subscribe()
+    }
+
+    fn apply_blocking(&self, entries: Vec<Entry<TypeConfig>>) -> Result<Vec<ApplyResponse>> {
+        let mut guard = self
+            .applied
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let applied = &mut *guard;
+        let mut touched = Touched::default();
+        let mut responses = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let index = entry.log_id.index;
+            applied.meta.last_applied = Some(entry.log_id);
+            let mut response = ApplyResponse {
+                index,
+                outcomes: Vec::new(),
+            };
+            match entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(bytes) => {
+                    // Every replica decodes the same bytes the same way, so a bad payload is
+                    // skipped identically everywhere; it is logged, never a panic.
+                    match steward_statemachine::decode_proposal(&bytes.0) {
+                        Ok(proposal) => {
+                            let report = steward_statemachine::apply(
+                                &mut applied.state,
+                                steward_statemachine::LogIndex(index),
+                                &proposal,
+                            );
+                            merge(&mut touched, report.touched);
+                            response.outcomes = report.outcomes;
+                        }
+                        Err(e) => tracing::error!(index, error = %e, "undecodable proposal"),
+                    }
+                }
+                EntryPayload::Membership(membership) => {
+                    let old = applied.meta.membership.membership();
+                    let new_ids: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
+                    let removed = old
+                        .nodes()
+                        .map(|(id, _)| *id)
+                        .filter(|id| !new_ids.contains(id));
+                    let removed: Vec<NodeId> = removed.collect();
+                    applied.meta.removed_ids.extend(removed);
+                    applied.meta.membership = StoredMembership::new(Some(entry.log_id), membership);
+                }
+            }
+            responses.push(response);
+        }
+        self.view
+            .write_applied(&applied.state, &touched, &applied.meta)?;
+        let last = applied.meta.last_applied.map_or(0, |id| id.index);
+        drop(guard);
+        self.applied_index.send_replace(last);
+        Ok(responses)
+    }
+
+    fn build_snapshot_blocking(&self) -> Result<Snapshot<TypeConfig>> {
+        let (meta, image) = {
+            let applied = self.lock_read();
+            let last = applied.meta.last_applied;
+            let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+            let snapshot_id = match last {
+                Some(id) => format!("{}-{}-{seq}", id.leader_id.term, id.index),
+                None => format!("0-0-{seq}"),
+            };
+            let meta = SnapshotMeta {
+                last_log_id: last,
+                last_membership: applied.meta.membership.clone(),
+                snapshot_id,
+            };
+            let body = SnapshotBody {
+                meta: meta.clone(),
+                removed_ids: applied.meta.removed_ids.clone(),
+                state: steward_statemachine::snapshot(&applied.state)
+                    .map_err(|e| Error::storage("encode the state for a snapshot", e))?,
+            };
+            let body = bincode::serde::encode_to_vec(&body, bincode::config::standard())
+                .map_err(|e| Error::storage("encode snapshot body", e))?;
+            (meta, snapshot_file::encode(&body))
+        };
+        let last_index = meta.last_log_id.map_or(0, |id| id.index);
+        self.snapshots
+            .write(last_index, &meta.snapshot_id, &image)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(image)),
+        })
+    }
+
+    fn install_blocking(
+        &self,
+        meta: &SnapshotMeta<NodeId, PeerNode>,
+        image: Vec<u8>,
+    ) -> Result<()> {
+        let body = decode_body(
+            &image,
+            &format!("snapshot {} from the leader", meta.snapshot_id),
+        )?;
+        if body.meta.last_log_id != meta.last_log_id {
+            return Err(Error::storage(
+                format!("install snapshot {}", meta.snapshot_id),
+                format!(
+                    "body covers {:?}, meta says {:?}",
+                    body.meta.last_log_id, meta.last_log_id
+                ),
+            ));
+        }
+        let state = steward_statemachine::restore(&body.state)
+            .map_err(|e| Error::storage(format!("restore state from {}", meta.snapshot_id), e))?;
+        let last_index = meta.last_log_id.map_or(0, |id| id.index);
+        self.snapshots
+            .write(last_index, &meta.snapshot_id, &image)?;
+        let raft_meta = RaftMeta {
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+            removed_ids: body.removed_ids,
+        };
+        self.view.replace_all(&state, &raft_meta)?;
+        let mut applied = self
+            .applied
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *applied = Applied {
+            state,
+            meta: raft_meta,
+        };
+        drop(applied);
+        self.applied_index.send_replace(last_index);
+        Ok(())
+    }
+
+    fn current_snapshot_blocking(&self) -> Result<Option<Snapshot<TypeConfig>>> {
+        let Some((path, image)) = self.snapshots.read_latest()? else {
+            return Ok(None);
+        };
+        let body = decode_body(&image, &path.display().to_string())?;
+        Ok(Some(Snapshot {
+            meta: body.meta,
+            snapshot: Box::new(Cursor::new(image)),
+        }))
+    }
+}
+
+impl StateMachineStore {
+    /// Opens the view in `sled_dir` and the snapshots in `snapshot_dir`, resuming from whichever
+    /// is further ahead: the view, or the newest durable snapshot (ADR 0007, restart path).
+    pub fn open(sled_dir: &Path, snapshot_dir: &Path) -> Result<StateMachineStore> {
+        let view = View::open(sled_dir)?;
+        let snapshots = SnapshotDir::open(snapshot_dir)?;
+        let (mut state, mut meta) = view.load()?.unwrap_or_default();
+        if let Some((path, image)) = snapshots.read_latest()? {
+            let body = decode_body(&image, &path.display().to_string())?;
+            if body.meta.last_log_id > meta.last_applied {
+                tracing::info!(
+                    snapshot = %path.display(),
+                    view_applied = ?meta.last_applied,
+                    "the sled view is behind the snapshot; restoring from the snapshot"
+                );
+                state = steward_statemachine::restore(&body.state).map_err(|e| {
+                    Error::storage(format!("restore state from {}", path.display()), e)
+                })?;
+                meta = RaftMeta {
+                    last_applied: body.meta.last_log_id,
+                    membership: body.meta.last_membership,
+                    removed_ids: body.removed_ids,
+                };
+                view.replace_all(&state, &meta)?;
+            }
+        }
+        let last = meta.last_applied.map_or(0, |id| id.index);
+        let (applied_index, _) = watch::channel(last);
+        let shared = Shared {
+            applied: RwLock::new(Applied { state, meta }),
+            view,
+            snapshots,
+            applied_index,
+            snapshot_seq: AtomicU64::new(0),
+        };
+        Ok(StateMachineStore {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// The shared state, for the node's reads and waits.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) => Err(Error::storage("run a blocking state-machine task", e)),
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    /// Correctness: the snapshot file is fdatasynced and its directory fsynced before this
+    /// returns, so openraft's purge of the WAL that follows never outruns it.
+    async fn build_snapshot(&mut self) -> StoreResult<Snapshot<TypeConfig>> {
+        let shared = self.shared.clone();
+        blocking(move || shared.build_snapshot_blocking())
+            .await
+            .map_err(snap_err)
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = StateMachineStore;
+
+    async fn applied_state(
+        &mut self,
+    ) -> StoreResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, PeerNode>)> {
+        let meta = self.shared.raft_meta();
+        Ok((meta.last_applied, meta.membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> StoreResult<Vec<ApplyResponse>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<_> = entries.into_iter().collect();
+        let shared = self.shared.clone();
+        blocking(move || shared.apply_blocking(entries))
+            .await
+            .map_err(sm_err)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> StateMachineStore {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StoreResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    /// Correctness: the received image is checked (magic, version, CRC) and written durably as
+    /// this node's snapshot file before the view is replaced; openraft purges the WAL only after
+    /// this returns.
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, PeerNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> StoreResult<()> {
+        let shared = self.shared.clone();
+        let meta = meta.clone();
+        let image = snapshot.into_inner();
+        blocking(move || shared.install_blocking(&meta, image))
+            .await
+            .map_err(snap_err)
+    }
+
+    async fn get_current_snapshot(&mut self) -> StoreResult<Option<Snapshot<TypeConfig>>> {
+        let shared = self.shared.clone();
+        blocking(move || shared.current_snapshot_blocking())
+            .await
+            .map_err(snap_err)
+    }
+}
