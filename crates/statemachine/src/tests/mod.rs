@@ -3,4 +3,5 @@
 //! model-based property tests (`properties`).
 
 mod harness;
+mod properties;
 mod scenarios;
