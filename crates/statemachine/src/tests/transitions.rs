@@ -539,7 +539,8 @@ fn decide_refuses_early_with_the_same_reasons() {
     let now = sim.now_ms;
     let mut bad_spec = spec("bad", 1);
     bad_spec.workflows[0].cores = 0;
-    let rows: Vec<(Command, fn(&Rejection) -> bool)> = vec![
+    type Check = fn(&Rejection) -> bool;
+    let rows: Vec<(Command, Check)> = vec![
         (
             Command::SubmitJob {
                 idempotency_key: None,
