@@ -17,6 +17,9 @@ use crate::types::NodeId;
 /// Distances below this are treated as zero (two coordinates on top of each other).
 const ZERO_THRESHOLD_MS: f64 = 1e-3;
 
+/// Gravity is defined in seconds (as in serf); this converts its pull to milliseconds.
+const GRAVITY_UNIT_MS: f64 = 1000.0;
+
 /// Largest dimension count accepted from config or from the wire.
 pub const DIMENSIONS_MAX: usize = 16;
 
@@ -40,7 +43,8 @@ pub struct VivaldiConfig {
     pub latency_filter_samples: usize,
     /// Samples averaged into the adjustment term (0 disables it). Default: 20.
     pub adjustment_window: usize,
-    /// Gravity: the pull toward the origin grows as `(distance / rho)^2`. Default: 150 ms.
+    /// Gravity: each update pulls the coordinate toward the origin by
+    /// `1 s × (distance / rho)^2` (serf's rule, stated in seconds). Default: 150 000 ms.
     pub gravity_rho_ms: f64,
     /// Smallest height. Default: 0.01 ms.
     pub height_min_ms: f64,
@@ -81,7 +85,7 @@ impl Default for VivaldiConfig {
             error_max: 1.5,
             latency_filter_samples: 3,
             adjustment_window: 20,
-            gravity_rho_ms: 150.0,
+            gravity_rho_ms: 150_000.0,
             height_min_ms: 0.01,
             rtt_sample_max_ms: 10_000.0,
             rtt_default_ms: 100.0,
@@ -330,7 +334,7 @@ impl Vivaldi {
 
     /// The Vivaldi step: move along the line to `other` by the weighted prediction error.
     fn step(&mut self, local: &mut Coordinate, other: &Coordinate, rtt_ms: f64) {
-        let predicted = local.raw_distance_ms(other);
+        let predicted = local.distance_ms(other);
         let total_error = (local.error + other.error).max(ZERO_THRESHOLD_MS);
         let weight = local.error / total_error;
         let relative = (predicted - rtt_ms).abs() / rtt_ms;
@@ -359,7 +363,7 @@ impl Vivaldi {
             ..Coordinate::origin(&self.config)
         };
         let distance = local.distance_ms(&origin);
-        let force = -(distance / self.config.gravity_rho_ms).powi(2);
+        let force = -GRAVITY_UNIT_MS * (distance / self.config.gravity_rho_ms).powi(2);
         self.apply_force(local, force, &origin);
     }
 

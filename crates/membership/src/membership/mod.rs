@@ -101,6 +101,9 @@ pub struct Membership {
     probe: Option<ProbeRound>,
     probe_order: Vec<NodeId>,
     probe_index: usize,
+    /// Suspects to probe out of turn (Lifeguard mode), and whether the last probe was one.
+    urgent: Vec<NodeId>,
+    last_probe_urgent: bool,
     suspicions: BTreeMap<NodeId, Suspicion>,
     /// UNCONFIRMED members and the proactive attempts made so far.
     pending: BTreeMap<NodeId, u32>,
@@ -144,6 +147,8 @@ impl Membership {
             probe: None,
             probe_order: Vec::new(),
             probe_index: 0,
+            urgent: Vec::new(),
+            last_probe_urgent: false,
             suspicions: BTreeMap::new(),
             pending: BTreeMap::new(),
             seeds: Vec::new(),

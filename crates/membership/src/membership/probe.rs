@@ -6,6 +6,12 @@ use super::{Membership, OutstandingPing, ProbeRound, Purpose, TimerKind};
 use crate::types::{MemberState, NodeId};
 use crate::wire::{Message, UpdateKind};
 
+/// A relay sends its nack after this share of its probe timeout.
+const RELAY_NACK_PERCENT: u64 = 80;
+
+/// Suspects queued for an out-of-turn probe.
+const URGENT_PROBES_MAX: usize = 4;
+
 impl Membership {
     /// Probe timeout for `peer`: the base, scaled by LHM × latency × confidence.
     pub(super) fn probe_timeout_ms(&self, peer: NodeId) -> u64 {
@@ -44,6 +50,36 @@ impl Membership {
         None
     }
 
+    /// Probe `id` next (Lifeguard mode): a member suspected by someone else is checked by us
+    /// at once, which both confirms a real failure quickly (independent confirmations shrink
+    /// the suspicion timeout) and carries the suspicion to the member so it can refute.
+    /// The queue is small and deduplicated, and it takes at most every other probe, so a
+    /// storm of false suspicions (heavy loss) cannot starve the round-robin.
+    pub(super) fn probe_soon(&mut self, id: NodeId) {
+        if !self.config.lifeguard || self.urgent.contains(&id) {
+            return;
+        }
+        if self.urgent.len() >= URGENT_PROBES_MAX {
+            self.urgent.remove(0);
+        }
+        self.urgent.push(id);
+    }
+
+    /// The next urgent probe target still worth probing (a member still SUSPECT).
+    fn next_urgent_target(&mut self) -> Option<NodeId> {
+        while !self.urgent.is_empty() {
+            let id = self.urgent.remove(0);
+            if self
+                .members
+                .get(&id)
+                .is_some_and(|m| m.state == MemberState::Suspect)
+            {
+                return Some(id);
+            }
+        }
+        None
+    }
+
     /// Send a ping to `target` for `purpose`; returns its sequence number.
     pub(super) fn send_ping(&mut self, target: NodeId, purpose: Purpose) -> Option<u32> {
         let member = self.members.get(&target)?;
@@ -78,7 +114,13 @@ impl Membership {
 
     pub(super) fn probe_tick(&mut self) {
         let interval = self.probe_interval_ms();
-        let Some(target) = self.next_probe_target() else {
+        let urgent = if self.last_probe_urgent {
+            None
+        } else {
+            self.next_urgent_target()
+        };
+        self.last_probe_urgent = urgent.is_some();
+        let Some(target) = urgent.or_else(|| self.next_probe_target()) else {
             self.set_timer(self.now_ms + interval, TimerKind::ProbeTick);
             return;
         };
@@ -95,9 +137,9 @@ impl Membership {
             nacks: 0,
         });
         let timeout = self.probe_timeout_ms(target);
-        // The indirect phase needs two more hops each way; give it twice the direct timeout,
-        // and never start the next probe before this one is settled.
-        let round = interval.max(timeout * 3);
+        // The indirect phase gets as long as the direct one (relays answer within 80% of it),
+        // and the next probe never starts before this one is settled.
+        let round = interval.max(timeout * 2);
         self.set_timer(self.now_ms + timeout, TimerKind::ProbeDirectTimeout { seq });
         self.set_timer(self.now_ms + round - 1, TimerKind::ProbeEnd { seq });
         self.set_timer(self.now_ms + round, TimerKind::ProbeTick);
@@ -191,8 +233,13 @@ impl Membership {
                 suspicion: None,
             },
         );
-        let timeout = self.probe_timeout_ms(target);
-        self.set_timer(self.now_ms + timeout, TimerKind::RelayTimeout { seq });
+        // Nack before the requester's indirect window closes (it is as long as its direct
+        // timeout, which is about ours), so a healthy relay's nack is never counted as missed.
+        let timeout = self.probe_timeout_ms(target) * RELAY_NACK_PERCENT / 100;
+        self.set_timer(
+            self.now_ms + timeout.max(1),
+            TimerKind::RelayTimeout { seq },
+        );
     }
 
     pub(super) fn relay_timeout(&mut self, seq: u32) {

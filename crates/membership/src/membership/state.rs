@@ -135,6 +135,7 @@ impl Membership {
             MemberState::Alive => {
                 self.start_suspicion(update.id, update.incarnation, from);
                 self.broadcasts.push(*update);
+                self.probe_soon(update.id);
             }
             MemberState::Suspect => {
                 if update.incarnation > member.incarnation {

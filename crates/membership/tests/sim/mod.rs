@@ -13,6 +13,7 @@ pub mod experiments;
 pub mod foca_node;
 pub mod ours;
 pub mod topology;
+pub mod vivaldi_eval;
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
