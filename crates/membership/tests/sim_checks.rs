@@ -35,3 +35,53 @@ fn warm_cluster_converges_to_one_view() {
         "seed {SEED:#x}: cluster did not converge in warm-up"
     );
 }
+
+#[test]
+fn false_positives_under_loss_stay_below_a_generous_ceiling() {
+    for loss in [0.05, 0.20] {
+        let ours = false_positives(Kind::Lifeguard, 8, loss, SEED, 600_000);
+        let plain = false_positives(Kind::PlainSwim, 8, loss, SEED, 600_000);
+        println!("seed {SEED:#x} loss {loss}: lifeguard {ours:?}, plain SWIM {plain:?}");
+        assert!(
+            ours.per_node_hour() <= 2.0,
+            "seed {SEED:#x}: {} false positives per node-hour at {loss} loss",
+            ours.per_node_hour()
+        );
+    }
+}
+
+#[test]
+fn a_partition_heals_to_one_view() {
+    let mut sim = cluster(Kind::Lifeguard, 8, 0.0, SEED);
+    sim.partition(vec![0, 0, 0, 0, 1, 1, 1, 1]);
+    sim.run_for(90_000);
+    let split_seen = sim.view_of(0, 5) == Some(sim::View::Down);
+    assert!(
+        split_seen,
+        "seed {SEED:#x}: the partition was never detected"
+    );
+    sim.heal();
+    sim.run_for(120_000);
+    assert!(
+        sim.converged(),
+        "seed {SEED:#x}: views differ 120 s after the partition healed"
+    );
+}
+
+#[test]
+fn a_restarted_node_rejoins_with_a_higher_incarnation() {
+    let mut sim = cluster(Kind::Lifeguard, 6, 0.0, SEED);
+    sim.crash(3);
+    sim.run_for(60_000);
+    assert_eq!(sim.view_of(0, 3), Some(sim::View::Down), "seed {SEED:#x}");
+    sim.restart(
+        3,
+        sim::experiments::AnyNode::make(Kind::Lifeguard, 3, 6, 1, SEED),
+        &[0],
+    );
+    sim.run_for(30_000);
+    assert!(
+        sim.converged(),
+        "seed {SEED:#x}: restarted node not back in every view"
+    );
+}

@@ -276,15 +276,20 @@ impl Membership {
     }
 
     pub(super) fn push_pull_tick(&mut self) {
-        let peers: Vec<NodeId> = self
-            .members
-            .values()
-            .filter(|m| m.state == MemberState::Alive)
-            .map(|m| m.id)
-            .collect();
-        if let Some(id) = self.rng.choose(&peers, 1).first() {
-            if let Some(addr) = self.members.get(id).map(|m| m.addr) {
-                self.send_state(addr, true);
+        // One live member, and (reconnect) one member we believe dead but not departed: after
+        // a partition heals this is how both sides learn the other is alive, each refuting the
+        // death it reads in the other's state.
+        for state in [MemberState::Alive, MemberState::Dead] {
+            let candidates: Vec<NodeId> = self
+                .members
+                .values()
+                .filter(|m| m.state == state)
+                .map(|m| m.id)
+                .collect();
+            if let Some(id) = self.rng.choose(&candidates, 1).first() {
+                if let Some(addr) = self.members.get(id).map(|m| m.addr) {
+                    self.send_state(addr, true);
+                }
             }
         }
         self.set_timer(

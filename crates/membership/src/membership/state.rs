@@ -78,10 +78,10 @@ impl Membership {
             };
             self.members.insert(update.id, member.clone());
             self.emit(MemberEvent::Joined(member.clone()));
-            if direct {
-                self.broadcasts
-                    .push(Self::member_update(&member, UpdateKind::Alive));
-            } else {
+            // News spreads by re-gossip, whoever told us.
+            self.broadcasts
+                .push(Self::member_update(&member, UpdateKind::Alive));
+            if !direct {
                 self.start_confirmation(update.id);
             }
             return;

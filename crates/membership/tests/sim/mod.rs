@@ -27,6 +27,8 @@ pub enum Obs {
     Up,
     /// Suspected.
     Suspect,
+    /// Dropped from the member table.
+    Removed,
 }
 
 /// A node's opinion of one peer, for convergence checks.
@@ -192,6 +194,7 @@ pub struct Sim<N: SimNode> {
     pub net: NetConfig,
     latency_ms: Vec<Vec<u64>>,
     groups: Vec<u32>,
+    blocked: std::collections::BTreeSet<(usize, usize)>,
     /// Everything nodes reported, in order.
     pub observations: Vec<Observation>,
     /// Optional tap on every datagram.
@@ -216,6 +219,7 @@ impl<N: SimNode> Sim<N> {
             net,
             latency_ms,
             groups: vec![0; n],
+            blocked: std::collections::BTreeSet::new(),
             observations: Vec::new(),
             send_hook: None,
             stats: NetStats::default(),
@@ -265,6 +269,16 @@ impl<N: SimNode> Sim<N> {
         self.groups = groups;
     }
 
+    /// Cut the link between `a` and `b` in both directions.
+    pub fn block(&mut self, a: usize, b: usize) {
+        self.blocked.insert((a, b));
+        self.blocked.insert((b, a));
+    }
+
+    fn linked(&self, from: usize, to: usize) -> bool {
+        self.groups[from] == self.groups[to] && !self.blocked.contains(&(from, to))
+    }
+
     /// Remove any partition.
     pub fn heal(&mut self) {
         self.groups = vec![0; self.nodes.len()];
@@ -304,7 +318,7 @@ impl<N: SimNode> Sim<N> {
             if let Some(hook) = self.send_hook.as_mut() {
                 hook(self.now, from, to, &bytes);
             }
-            if to >= self.nodes.len() || self.groups[from] != self.groups[to] {
+            if to >= self.nodes.len() || !self.linked(from, to) {
                 self.stats.dropped += 1;
                 continue;
             }
@@ -345,8 +359,9 @@ impl<N: SimNode> Sim<N> {
             let node_index = match next.event {
                 Event::Deliver { to, from, bytes } => {
                     // A partition that started while the packet was in flight also drops it.
+                    let linked = self.linked(from, to);
                     match self.nodes[to].as_mut() {
-                        Some(node) if self.groups[from] == self.groups[to] => {
+                        Some(node) if linked => {
                             self.stats.delivered += 1;
                             node.packet(from, &bytes, self.now, &mut out);
                         }

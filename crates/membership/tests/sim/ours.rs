@@ -51,6 +51,7 @@ impl OurNode {
                         | MemberEvent::Refuted(m)
                         | MemberEvent::Rejoined(m) => (m, Obs::Up),
                         MemberEvent::Joined(m) if m.state == MemberState::Alive => (m, Obs::Up),
+                        MemberEvent::Removed(m) => (m, Obs::Removed),
                         _ => continue,
                     };
                     out.events.push((member.id.0 as usize, obs));
