@@ -171,7 +171,13 @@ pub fn scan_dir_with_progress(dir: &Path, progress: &mut dyn FnMut(u64, u64)) ->
             report.purge_leftovers.push(seg.file.path.clone());
             continue;
         }
-        if let Some(expected) = expected.filter(|&e| e != scan.first_index) {
+        let prev_corrupt = k > 0
+            && matches!(
+                analysis.segments[k - 1].scan.end,
+                SegmentEnd::Corrupt { .. }
+            );
+        // A gap right after a corrupt segment is that corruption again, not a second problem.
+        if let Some(expected) = expected.filter(|&e| e != scan.first_index && !prev_corrupt) {
             let prev = &analysis.segments[k - 1];
             report.problems.push(corruption(
                 &prev.file.path,

@@ -11,7 +11,8 @@ pub struct LogIndex(pub u64);
 
 impl fmt::Display for LogIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        // Delegate so width and alignment flags apply (`{:>10}` in tables).
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
