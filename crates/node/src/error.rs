@@ -19,7 +19,7 @@ pub enum Error {
     },
     /// The state machine refused the command (validation); nothing was proposed.
     #[error("rejected: {0}")]
-    Rejected(String),
+    Rejected(steward_statemachine::Rejection),
     /// A disk operation failed; the node may have stopped replicating.
     #[error("storage: {what}: {message}")]
     Storage {
@@ -81,6 +81,14 @@ impl Error {
     pub(crate) fn storage(what: impl Into<String>, err: impl std::fmt::Display) -> Self {
         Error::Storage {
             what: what.into(),
+            message: err.to_string(),
+        }
+    }
+
+    /// Builds a [`Error::Raft`] from any displayable openraft error.
+    pub(crate) fn raft(what: &'static str, err: impl std::fmt::Display) -> Self {
+        Error::Raft {
+            what,
             message: err.to_string(),
         }
     }

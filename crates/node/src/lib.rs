@@ -12,9 +12,14 @@
 pub mod api;
 pub mod client;
 pub mod config;
+mod duties;
 mod error;
+mod node;
 pub mod raft;
 pub mod transport;
 
 pub use config::{NodeConfig, PeerConfig, SyncPolicyConfig};
+pub use duties::clock::LeaderClock;
 pub use error::{Error, Result};
+pub use node::{Consistency, Node};
+pub use raft::status::{ClusterStatus, MemberStatus, NodeMetrics, TransferReport};

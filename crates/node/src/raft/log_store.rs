@@ -77,6 +77,9 @@ pub struct LogStore {
     dir: PathBuf,
     /// Serializes read-modify-write of the vote blob (vote and purge point share it).
     blob: Arc<tokio::sync::Mutex<VoteBlob>>,
+    /// The committed index openraft last reported, plus one (0 = unknown). In memory only:
+    /// persisting it would cost a sync per commit, and the leader re-sends it after a restart.
+    committed_plus_one: Arc<std::sync::atomic::AtomicU64>,
 }
 
 type StoreResult<T> = Result<T, StorageError<NodeId>>;
@@ -152,7 +155,20 @@ impl LogStore {
             wal,
             dir: dir.to_path_buf(),
             blob: Arc::new(tokio::sync::Mutex::new(blob)),
+            committed_plus_one: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         })
+    }
+
+    /// The highest index known committed, if openraft reported one since start.
+    pub fn committed_index(&self) -> Option<u64> {
+        self.committed_plus_one
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .checked_sub(1)
+    }
+
+    /// The WAL's counters.
+    pub fn wal_metrics(&self) -> steward_log::WalMetrics {
+        self.wal.metrics()
     }
 
     /// The highest purged log id (entries at or below it are gone for openraft).
@@ -256,6 +272,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             StorageIOError::write_vote(io_err(what, e))
         })?;
         *blob = next;
+        Ok(())
+    }
+
+    /// Records the commit index in memory only (see `committed_plus_one`).
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StoreResult<()> {
+        let value = committed.map_or(0, |id| id.index + 1);
+        self.committed_plus_one
+            .store(value, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

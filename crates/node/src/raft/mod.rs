@@ -11,10 +11,14 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod cluster;
+pub(crate) mod handler;
 pub mod log_store;
 pub mod network;
 mod snapshot_file;
 pub mod state_machine;
+pub mod status;
+pub mod transfer;
 mod view;
 
 pub use view::RaftMeta;

@@ -94,6 +94,13 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Asks sled to write its buffers (best effort: not a durable sync on Linux, ADR 0007).
+    pub fn flush(&self) {
+        if let Err(e) = self.view.flush() {
+            tracing::warn!(error = %e, "flushing the sled view failed");
+        }
+    }
+
     /// openraft's applied id, membership and removed ids.
     pub fn raft_meta(&self) -> RaftMeta {
         self.lock_read().meta.clone()

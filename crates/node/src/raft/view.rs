@@ -20,6 +20,11 @@ use crate::raft::{NodeId, PeerNode};
 /// Value of the `m/format` key: names this layout. A view in another layout is rebuilt.
 const VIEW_FORMAT: &[u8] = b"steward-view-1";
 
+/// Attempts to open sled while another handle in this process releases it. Default: 50.
+const OPEN_ATTEMPTS_MAX: u32 = 50;
+/// Pause between those attempts. Default: 100 ms.
+const OPEN_RETRY_MS: u64 = 100;
+
 const KEY_FORMAT: &[u8] = b"m/format";
 const KEY_GLOBALS: &[u8] = b"m/globals";
 const KEY_RAFT: &[u8] = b"m/raft";
@@ -67,14 +72,36 @@ fn keyed(prefix: &[u8], id: &[u8]) -> Vec<u8> {
 }
 
 impl View {
-    /// Opens (creating) the view at `path`.
+    /// Opens (creating) the view at `path`. Retries for a while: a previous `Node` on the same
+    /// directory in this process may still be releasing sled's file lock.
     pub fn open(path: &Path) -> Result<View> {
-        let db = sled::open(path)
-            .map_err(|e| Error::storage(format!("open sled at {}", path.display()), e))?;
-        Ok(View {
-            db,
-            path: path.to_path_buf(),
-        })
+        let mut attempts = 0;
+        loop {
+            match sled::open(path) {
+                Ok(db) => {
+                    return Ok(View {
+                        db,
+                        path: path.to_path_buf(),
+                    })
+                }
+                Err(e) if attempts < OPEN_ATTEMPTS_MAX => {
+                    attempts += 1;
+                    tracing::debug!(error = %e, attempts, "sled busy; retrying");
+                    std::thread::sleep(std::time::Duration::from_millis(OPEN_RETRY_MS));
+                }
+                Err(e) => {
+                    return Err(Error::storage(
+                        format!("open sled at {}", path.display()),
+                        e,
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Asks sled to write its buffers (not a durable sync on Linux; see the module comment).
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush().map(drop).map_err(self.err("flush"))
     }
 
     fn err(&self, verb: &str) -> impl Fn(sled::Error) -> Error + '_ {

@@ -1,0 +1,404 @@
+//! [`Node`]: one manager. Opens the storage, starts openraft, the Raft TCP listener and the
+//! leader duties, and offers the operations the HTTP API needs (contract in
+//! `/work/node-contract.md`).
+//!
+//! It does not bind the HTTP API (the api layer's `serve` does) and does not retry on behalf of
+//! callers: a follower answers `NotLeader` with the leader's address.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use openraft::error::{CheckIsLeaderError, RaftError};
+use openraft::storage::RaftLogStorage;
+use openraft::ServerState;
+use steward_log::{SyncPolicy, Wal, WalOptions};
+use steward_statemachine::{decide, encode_proposal, Command, Outcome, Proposal, State};
+use tokio::sync::{watch, Mutex};
+use tokio::task::JoinHandle;
+
+use crate::config::{NodeConfig, PeerConfig, SyncPolicyConfig};
+use crate::duties::clock::LeaderClock;
+use crate::error::{Error, Result};
+use crate::raft::cluster::{self, fatal_error, leader_api_addr, write_error};
+use crate::raft::handler::RaftHandler;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::NetworkFactory;
+use crate::raft::state_machine::{Shared, StateMachineStore};
+use crate::raft::status::{self, ClusterStatus, NodeMetrics, TransferReport};
+use crate::raft::transfer::{self, TransferGate};
+use crate::raft::{PeerNode, ProposalBytes, Raft};
+use crate::transport::client::PeerPool;
+use crate::transport::server::RaftServer;
+use crate::transport::TransportStats;
+
+/// How long the syncing appender waits for company under `sync_policy = batch`. Default: 200 µs.
+pub const BATCH_SYNC_DELAY_US: u64 = 200;
+
+/// How a read sees the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// openraft read-index on the leader: sees every write acknowledged before the read began.
+    Linearizable,
+    /// This node's applied state, on any node; may be behind.
+    Stale,
+}
+
+/// One manager. Cheap to clone; call [`Node::shutdown`] to stop it.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: NodeConfig,
+    raft: Raft,
+    log: LogStore,
+    sm: Arc<Shared>,
+    pool: Arc<PeerPool>,
+    stats: Arc<TransportStats>,
+    clock: LeaderClock,
+    gate: TransferGate,
+    raft_addr: SocketAddr,
+    server: Mutex<Option<RaftServer>>,
+    duties: Mutex<Option<JoinHandle<()>>>,
+    stop: watch::Sender<bool>,
+    closed: AtomicBool,
+}
+
+fn wal_options(policy: SyncPolicyConfig) -> WalOptions {
+    let sync_policy = match policy {
+        SyncPolicyConfig::Always => SyncPolicy::Always,
+        SyncPolicyConfig::Batch => SyncPolicy::Batch {
+            max_delay: Duration::from_micros(BATCH_SYNC_DELAY_US),
+        },
+        SyncPolicyConfig::Never => SyncPolicy::Never,
+    };
+    WalOptions {
+        sync_policy,
+        ..WalOptions::default()
+    }
+}
+
+async fn open_storage(config: &NodeConfig) -> Result<(LogStore, StateMachineStore)> {
+    let wal_dir = config.data_dir.join("wal");
+    let options = wal_options(config.sync_policy);
+    let dir = wal_dir.clone();
+    let opened = tokio::task::spawn_blocking(move || Wal::open(&dir, options))
+        .await
+        .map_err(|e| Error::storage("open the WAL", e))?;
+    let (wal, report) =
+        opened.map_err(|e| Error::storage(format!("open the WAL in {}", wal_dir.display()), e))?;
+    tracing::info!(dir = %wal_dir.display(), ?report, "WAL opened");
+    let log = LogStore::new(Arc::new(wal), &wal_dir).await?;
+    let (sled_dir, snapshot_dir) = (
+        config.data_dir.join("sled"),
+        config.data_dir.join("snapshots"),
+    );
+    let sm = tokio::task::spawn_blocking(move || StateMachineStore::open(&sled_dir, &snapshot_dir))
+        .await
+        .map_err(|e| Error::storage("open the state machine", e))??;
+    Ok((log, sm))
+}
+
+impl Node {
+    /// Opens storage (WAL, sled, snapshot), starts openraft, the Raft TCP listener and leader
+    /// duties; bootstraps the cluster when `initial_members` is non-empty and the log is empty.
+    /// Does not bind the HTTP API.
+    pub async fn start(config: NodeConfig) -> Result<Node> {
+        config.validate()?;
+        let raft_config = Arc::new(config.openraft_config()?);
+        let (mut log, sm) = open_storage(&config).await?;
+        let fresh = log
+            .read_vote()
+            .await
+            .map_err(|e| Error::storage("read the vote", e))?
+            .is_none()
+            && log
+                .get_log_state()
+                .await
+                .map_err(|e| Error::storage("read the log", e))?
+                .last_log_id
+                .is_none();
+        let stats = Arc::new(TransportStats::default());
+        let pool = Arc::new(PeerPool::new(stats.clone()));
+        let network = NetworkFactory::new(config.id, pool.clone());
+        let shared = sm.shared();
+        let raft = Raft::new(config.id, raft_config, network, log.clone(), sm)
+            .await
+            .map_err(|e| fatal_error("start openraft", e))?;
+        let handler = Arc::new(RaftHandler::new(raft.clone()));
+        let server = RaftServer::bind(config.raft_addr, handler, stats.clone()).await?;
+        let raft_addr = server.local_addr();
+        if fresh && !config.initial_members.is_empty() {
+            bootstrap(&raft, &config.initial_members).await?;
+        }
+        let (stop, stopped) = watch::channel(false);
+        let node = Node {
+            inner: Arc::new(Inner {
+                config,
+                raft,
+                log,
+                sm: shared,
+                pool,
+                stats,
+                clock: LeaderClock::default(),
+                gate: TransferGate::default(),
+                raft_addr,
+                server: Mutex::new(Some(server)),
+                duties: Mutex::new(None),
+                stop,
+                closed: AtomicBool::new(false),
+            }),
+        };
+        let duties = crate::duties::spawn_supervisor(node.clone(), stopped);
+        *node.inner.duties.lock().await = Some(duties);
+        tracing::info!(id = node.id(), %raft_addr, fresh, "node started");
+        Ok(node)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> u64 {
+        self.inner.config.id
+    }
+
+    /// The configuration it was started with.
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    /// The Raft transport address actually bound (differs from the config with port 0).
+    pub fn raft_addr(&self) -> SocketAddr {
+        self.inner.raft_addr
+    }
+
+    pub(crate) fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    fn not_leader(&self, leader_id: Option<u64>) -> Error {
+        Error::NotLeader {
+            leader_id,
+            leader_api_addr: leader_api_addr(&self.inner.raft, leader_id),
+        }
+    }
+
+    /// Leader only: stamps `now` (monotonic), runs `decide`, proposes, waits for commit and
+    /// apply, and returns the command's outcome. A follower answers `NotLeader`; a command
+    /// `decide` refuses is `Rejected` and nothing is proposed.
+    pub async fn execute(&self, command: Command) -> Result<Outcome> {
+        self.check_open()?;
+        if let Some(target) = self.inner.gate.target() {
+            return Err(self.not_leader(Some(target)));
+        }
+        let (state, leader) = {
+            let metrics = self.inner.raft.metrics();
+            let m = metrics.borrow();
+            (m.state, m.current_leader)
+        };
+        if state != ServerState::Leader || leader != Some(self.id()) {
+            return Err(self.not_leader(leader));
+        }
+        let clock = &self.inner.clock;
+        let decided = self.inner.sm.read(|state| {
+            let stamp_ms = clock.stamp(state.globals().last_stamp_ms);
+            decide(state, command, stamp_ms).map(|events| (events, stamp_ms))
+        });
+        let (events, stamp_ms) = decided.map_err(Error::Rejected)?;
+        if events.is_empty() {
+            return Ok(Outcome::Applied);
+        }
+        let bytes = encode_proposal(&Proposal { stamp_ms, events })
+            .map_err(|e| Error::raft("encode proposal", e))?;
+        let written = self
+            .inner
+            .raft
+            .client_write(ProposalBytes(Bytes::from(bytes)))
+            .await;
+        let response = written.map_err(|e| write_error(&self.inner.raft, "client_write", e))?;
+        Ok(Outcome::for_command(&response.data.outcomes))
+    }
+
+    /// Runs `f` on the applied state. `Linearizable` uses openraft's read-index on the leader
+    /// (a follower answers `NotLeader`); `Stale` reads this node's state.
+    pub async fn read<R: Send + 'static>(
+        &self,
+        consistency: Consistency,
+        f: impl FnOnce(&State) -> R + Send + 'static,
+    ) -> Result<R> {
+        self.check_open()?;
+        if consistency == Consistency::Linearizable {
+            self.inner
+                .raft
+                .ensure_linearizable()
+                .await
+                .map_err(|e| match e {
+                    RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)) => {
+                        self.not_leader(forward.leader_id)
+                    }
+                    RaftError::APIError(other) => Error::raft("ensure_linearizable", other),
+                    RaftError::Fatal(fatal) => fatal_error("ensure_linearizable", fatal),
+                })?;
+        }
+        Ok(self.inner.sm.read(f))
+    }
+
+    /// Waits until `f(&State)` is true (re-checked after every applied batch) or `deadline`
+    /// passes; returns whether it became true. Reads this node's state (no leader needed).
+    pub async fn wait_until(
+        &self,
+        deadline: Duration,
+        f: impl Fn(&State) -> bool + Send + 'static,
+    ) -> Result<bool> {
+        self.check_open()?;
+        let mut applied = self.inner.sm.subscribe();
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            if self.inner.sm.read(&f) {
+                return Ok(true);
+            }
+            match tokio::time::timeout_at(until, applied.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Error::ShuttingDown),
+                Err(_) => return Ok(false),
+            }
+        }
+    }
+
+    /// This node's view of the group: members, leader, term, commit and applied index (and each
+    /// member's matched index on the leader).
+    pub fn cluster_status(&self) -> ClusterStatus {
+        let metrics = self.inner.raft.metrics().borrow().clone();
+        status::cluster_status(
+            &metrics,
+            &self.inner.sm.raft_meta(),
+            self.inner.log.committed_index(),
+        )
+    }
+
+    /// Leader only: adds `peer` as a learner, waits until it caught up, promotes it to voter.
+    /// Refuses an id that was removed before.
+    pub async fn add_member(&self, peer: PeerConfig) -> Result<()> {
+        self.check_open()?;
+        cluster::add_member(&self.inner.raft, &self.inner.sm.raft_meta(), peer).await
+    }
+
+    /// Leader only: removes member `id`; the id is never reused.
+    pub async fn remove_member(&self, id: u64) -> Result<()> {
+        self.check_open()?;
+        cluster::remove_member(&self.inner.raft, &self.inner.sm.raft_meta(), id).await
+    }
+
+    /// Leader only: hands leadership to voter `to` once it has caught up (ADR 0009), and
+    /// reports how long the group had no leader.
+    pub async fn transfer_leader(&self, to: u64) -> Result<TransferReport> {
+        self.check_open()?;
+        let lease_ms = self.inner.config.election_timeout_max_ms;
+        let inner = &self.inner;
+        transfer::transfer_leader(
+            &inner.raft,
+            &inner.pool,
+            &inner.gate,
+            self.id(),
+            to,
+            lease_ms,
+        )
+        .await
+    }
+
+    /// Term, indexes, WAL and transport counters, jobs by status.
+    pub fn metrics(&self) -> NodeMetrics {
+        let m = self.inner.raft.metrics().borrow().clone();
+        let (jobs_by_status, idempotency_keys) = self.inner.sm.read(|state| {
+            let mut by_status = BTreeMap::new();
+            for job in state.jobs() {
+                *by_status
+                    .entry(job.status.name().to_string())
+                    .or_insert(0u64) += 1;
+            }
+            (by_status, state.idempotency_entries().count() as u64)
+        });
+        NodeMetrics {
+            node_id: self.id(),
+            state: status::state_name(m.state),
+            term: m.current_term,
+            leader_id: m.current_leader,
+            commit_index: self.inner.log.committed_index(),
+            applied_index: m.last_applied.map(|l| l.index),
+            last_log_index: m.last_log_index,
+            snapshot_index: m.snapshot.map(|l| l.index),
+            purged_index: m.purged.map(|l| l.index),
+            wal: self.inner.log.wal_metrics(),
+            transport: self.inner.stats.snapshot(),
+            jobs_by_status,
+            idempotency_keys,
+        }
+    }
+
+    /// Test only (`test_mode`): shifts this node's leader clock by `offset_ms`.
+    pub fn set_clock_offset_ms(&self, offset_ms: i64) -> Result<()> {
+        if !self.inner.config.test_mode {
+            return Err(Error::Config {
+                field: "test_mode",
+                message: "clock offset is test-only".into(),
+            });
+        }
+        self.inner.clock.set_offset_ms(offset_ms);
+        Ok(())
+    }
+
+    /// Stops the duties, openraft and the listener. Idempotent. The data directory can be
+    /// reopened by a new `Node` once every clone of this one is dropped.
+    pub async fn shutdown(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.inner.stop.send_replace(true);
+        if let Some(duties) = self.inner.duties.lock().await.take() {
+            duties.abort();
+            // A cancelled or panicked supervisor has nothing left to stop.
+            let _ignored = duties.await;
+        }
+        let raft = self.inner.raft.shutdown().await;
+        if let Some(server) = self.inner.server.lock().await.take() {
+            server.shutdown().await;
+        }
+        self.inner.sm.flush();
+        raft.map_err(|e| Error::raft("shutdown", e))
+    }
+}
+
+async fn bootstrap(raft: &Raft, members: &[PeerConfig]) -> Result<()> {
+    let nodes: BTreeMap<u64, PeerNode> = members
+        .iter()
+        .map(|p| {
+            (
+                p.id,
+                PeerNode {
+                    raft_addr: p.raft_addr,
+                    api_addr: p.api_addr,
+                },
+            )
+        })
+        .collect();
+    let ids: BTreeSet<u64> = nodes.keys().copied().collect();
+    match raft.initialize(nodes).await {
+        Ok(()) => {
+            tracing::info!(?ids, "bootstrapped the group");
+            Ok(())
+        }
+        // Another member initialized first and already replicated to us.
+        Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+        Err(e) => Err(Error::raft("initialize", e)),
+    }
+}

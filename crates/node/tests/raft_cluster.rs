@@ -1,0 +1,160 @@
+//! In-process three-node clusters on loopback: election and replication, and a follower
+//! restarted from disk catching up by log, and by snapshot after the leader purged its WAL.
+
+// Tests fail loudly on any unexpected error; that is their job.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "raft_support.rs"]
+mod support;
+
+use steward_node::Consistency;
+use support::{job_of, submit_anywhere, submit_command, Cluster};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elects_a_leader_and_replicates_to_every_node() {
+    let cluster = Cluster::start(3, |_| {}).await;
+    let leader = cluster.leader().await;
+    for i in 0..20 {
+        let outcome = leader
+            .execute(submit_command(&format!("job-{i}"), None, 60_000))
+            .await
+            .unwrap();
+        assert!(job_of(&outcome).is_some(), "{outcome:?}");
+    }
+    cluster.converged(20).await;
+    for node in cluster.nodes.values() {
+        let status = node.cluster_status();
+        assert_eq!(status.leader_id, Some(leader.id()));
+        assert_eq!(status.members.iter().filter(|m| m.voter).count(), 3);
+        assert!(status.applied_index >= Some(20));
+    }
+    let status = leader.cluster_status();
+    assert!(status.commit_index >= Some(20), "{status:?}");
+    assert!(
+        status.members.iter().all(|m| m.matched_index >= Some(20)),
+        "{status:?}"
+    );
+    // A follower refuses writes with the leader's address.
+    let follower = cluster
+        .nodes
+        .values()
+        .find(|n| n.id() != leader.id())
+        .unwrap();
+    let err = follower
+        .execute(submit_command("x", None, 60_000))
+        .await
+        .unwrap_err();
+    match err {
+        steward_node::Error::NotLeader {
+            leader_id,
+            leader_api_addr,
+        } => {
+            assert_eq!(leader_id, Some(leader.id()));
+            assert_eq!(leader_api_addr, Some(leader.config().api_addr));
+        }
+        other => panic!("expected NotLeader, got {other}"),
+    }
+    let stale = follower
+        .read(Consistency::Stale, |s| s.jobs().count())
+        .await
+        .unwrap();
+    assert_eq!(stale, 20);
+    assert!(follower
+        .read(Consistency::Linearizable, |_| ())
+        .await
+        .is_err());
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_follower_catches_up_by_log() {
+    let mut cluster = Cluster::start(3, |_| {}).await;
+    let leader = cluster.leader().await;
+    let follower = cluster
+        .peers
+        .iter()
+        .map(|p| p.id)
+        .find(|id| *id != leader.id())
+        .unwrap();
+    for i in 0..5 {
+        submit_anywhere(
+            &cluster.nodes,
+            submit_command(&format!("before-{i}"), None, 60_000),
+        )
+        .await;
+    }
+    cluster.converged(5).await;
+    cluster.stop(follower).await;
+    for i in 0..15 {
+        submit_anywhere(
+            &cluster.nodes,
+            submit_command(&format!("during-{i}"), None, 60_000),
+        )
+        .await;
+    }
+    cluster.restart(follower).await;
+    let hash = cluster.converged(20).await;
+    let restarted = &cluster.nodes[&follower];
+    assert_eq!(
+        restarted
+            .read(Consistency::Stale, steward_statemachine::state_hash)
+            .await
+            .unwrap(),
+        hash
+    );
+    assert!(
+        restarted.metrics().snapshot_index.is_none(),
+        "caught up by log, not by snapshot"
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_follower_catches_up_by_snapshot_after_purge() {
+    let mut cluster = Cluster::start(3, |c| {
+        c.snapshot_after_entries = 10;
+        c.log_entries_kept_after_snapshot = 0;
+    })
+    .await;
+    let leader = cluster.leader().await;
+    let follower = cluster
+        .peers
+        .iter()
+        .map(|p| p.id)
+        .find(|id| *id != leader.id())
+        .unwrap();
+    submit_anywhere(&cluster.nodes, submit_command("first", None, 60_000)).await;
+    cluster.converged(1).await;
+    let follower_last = cluster.nodes[&follower]
+        .cluster_status()
+        .last_log_index
+        .unwrap();
+    cluster.stop(follower).await;
+    for i in 0..40 {
+        submit_anywhere(
+            &cluster.nodes,
+            submit_command(&format!("job-{i}"), None, 60_000),
+        )
+        .await;
+    }
+    let purged = support::wait_for("the leader to purge past the stopped follower", || {
+        leader.metrics().purged_index.filter(|p| *p > follower_last)
+    })
+    .await;
+    cluster.restart(follower).await;
+    let hash = cluster.converged(41).await;
+    let restarted = &cluster.nodes[&follower];
+    let snapshot = restarted.metrics().snapshot_index;
+    assert!(
+        snapshot >= Some(purged),
+        "installed a snapshot covering {purged}: {snapshot:?}"
+    );
+    assert_eq!(
+        restarted
+            .read(Consistency::Stale, steward_statemachine::state_hash)
+            .await
+            .unwrap(),
+        hash
+    );
+    cluster.shutdown().await;
+}
