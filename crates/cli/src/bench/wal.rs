@@ -1,0 +1,215 @@
+//! One run of `steward bench wal`: picks the run directory, walks the grid of points, times
+//! recovery, prints the report.
+//!
+//! Every point opens a fresh instance of its target in its own directory and deletes it after,
+//! except steward-log, whose one WAL directory collects every steward point of the run (so
+//! `--keep` can hand it to `steward log inspect`). It does not measure anything itself.
+
+use std::io::IsTerminal;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::report::{self, PointResult, Report};
+use super::runner::{run_point, PointLimits};
+use super::target::TargetKind;
+use super::{recovery, WalArgs};
+
+/// Payload sizes measured, in bytes.
+pub const PAYLOAD_BYTES: [usize; 2] = [256, 4096];
+/// Concurrent appender counts measured.
+pub const APPENDERS: [usize; 3] = [1, 8, 64];
+/// Full run: warm-up and measurement window of each point, and a bound on appends per point.
+const FULL_LIMITS: PointLimits = PointLimits {
+    warmup: Duration::from_millis(500),
+    measure: Duration::from_secs(3),
+    records_max: 20_000_000,
+};
+/// `--quick`: the same grid with short points.
+const QUICK_LIMITS: PointLimits = PointLimits {
+    warmup: Duration::from_millis(100),
+    measure: Duration::from_millis(400),
+    records_max: 2_000_000,
+};
+/// Size of the log whose recovery is timed: the 1 GiB of the target.
+const FULL_RECOVERY_BYTES: u64 = 1 << 30;
+/// `--quick` recovery log size (64 MiB); reported as reduced.
+const QUICK_RECOVERY_BYTES: u64 = 64 << 20;
+/// `statfs` magic of tmpfs (`TMPFS_MAGIC` in linux/magic.h).
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+/// Runs the benchmark described by `args` and prints its report on stdout.
+pub fn run(args: &WalArgs) -> anyhow::Result<()> {
+    let (limits, recovery_bytes) = if args.quick {
+        (QUICK_LIMITS, QUICK_RECOVERY_BYTES)
+    } else {
+        (FULL_LIMITS, FULL_RECOVERY_BYTES)
+    };
+    let targets: Vec<TargetKind> = if args.targets.is_empty() {
+        TargetKind::ALL.to_vec()
+    } else {
+        TargetKind::ALL
+            .into_iter()
+            .filter(|t| args.targets.contains(t))
+            .collect()
+    };
+    let parent = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => default_parent()?,
+    };
+    refuse_tmpfs(&parent)?;
+    let run_dir = tempfile::Builder::new()
+        .prefix("steward-bench-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("create a run directory under {}", parent.display()))?;
+    let steward_dir = match &args.keep {
+        Some(keep) => prepare_keep_dir(keep)?,
+        None => run_dir.path().join("steward"),
+    };
+    let with_recovery = targets.contains(&TargetKind::Steward);
+    let total =
+        (PAYLOAD_BYTES.len() * APPENDERS.len() * targets.len()) as u64 + u64::from(with_recovery);
+    let progress = progress_bar(total);
+    let mut points = Vec::new();
+    let mut notes = Vec::new();
+    for payload_bytes in PAYLOAD_BYTES {
+        let payload = payload_of(payload_bytes);
+        for appenders in APPENDERS {
+            for &kind in &targets {
+                progress.set_message(format!("{kind}, {payload_bytes} B, {appenders} appenders"));
+                let dir = match kind {
+                    TargetKind::Steward => steward_dir.clone(),
+                    _ => run_dir
+                        .path()
+                        .join(format!("{kind:?}-{payload_bytes}-{appenders}")),
+                };
+                let target = kind.open(&dir)?;
+                let measured = run_point(target.as_ref(), appenders, &payload, limits)
+                    .with_context(|| format!("{kind}, {payload_bytes} B, {appenders} appenders"))?;
+                let records_per_sync = target.records_per_sync();
+                if !notes.iter().any(|(k, _)| *k == kind) {
+                    notes.push((kind, target.durability_note()));
+                }
+                drop(target);
+                if kind != TargetKind::Steward {
+                    std::fs::remove_dir_all(&dir)
+                        .with_context(|| format!("remove {}", dir.display()))?;
+                }
+                points.push(PointResult::new(
+                    kind,
+                    payload_bytes,
+                    appenders,
+                    &measured,
+                    records_per_sync,
+                ));
+                progress.inc(1);
+            }
+        }
+    }
+    let recovery = if with_recovery {
+        progress.set_message(format!("recovery of a {} MiB log", recovery_bytes >> 20));
+        let measured = recovery::measure(&run_dir.path().join("recovery"), recovery_bytes)?;
+        progress.inc(1);
+        Some(measured)
+    } else {
+        None
+    };
+    progress.finish_and_clear();
+    let verdicts = report::verdicts(&points, recovery.as_ref());
+    let report = Report {
+        quick: args.quick,
+        dir: run_dir.path().display().to_string(),
+        warmup_seconds: limits.warmup.as_secs_f64(),
+        measure_seconds: limits.measure.as_secs_f64(),
+        points,
+        recovery,
+        verdicts,
+    };
+    print!("{}", report::render(&report, &notes));
+    if let Some(keep) = &args.keep {
+        println!("\nsteward-log's WAL from this run is in {}", keep.display());
+    }
+    if let Some(path) = &args.json {
+        report::write_json(&report, path)?;
+    }
+    run_dir
+        .close()
+        .context("remove the benchmark's run directory")?;
+    Ok(())
+}
+
+/// The system temporary directory if it shares a file system with the working directory
+/// (so the benchmark measures the disk the user is on), else the working directory.
+fn default_parent() -> anyhow::Result<PathBuf> {
+    let cwd = std::env::current_dir().context("read the working directory")?;
+    let tmp = std::env::temp_dir();
+    let same_device = match (std::fs::metadata(&cwd), std::fs::metadata(&tmp)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        _ => false,
+    };
+    Ok(if same_device { tmp } else { cwd })
+}
+
+fn refuse_tmpfs(dir: &Path) -> anyhow::Result<()> {
+    let stat =
+        nix::sys::statfs::statfs(dir).with_context(|| format!("statfs {}", dir.display()))?;
+    // The field's integer type differs between targets; the magic fits either way.
+    #[allow(
+        clippy::unnecessary_cast,
+        reason = "f_type is i64 on some targets and not on others"
+    )]
+    let fs_type = stat.filesystem_type().0 as i64;
+    if fs_type == TMPFS_MAGIC {
+        bail!(
+            "{} is on tmpfs (memory): these are disk benchmarks; pass --dir on a real disk",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn prepare_keep_dir(keep: &Path) -> anyhow::Result<PathBuf> {
+    if keep.exists() {
+        let mut entries =
+            std::fs::read_dir(keep).with_context(|| format!("read {}", keep.display()))?;
+        if entries.next().is_some() {
+            bail!(
+                "--keep {}: the directory is not empty; give an absent or empty one",
+                keep.display()
+            );
+        }
+    } else {
+        std::fs::create_dir_all(keep).with_context(|| format!("create {}", keep.display()))?;
+    }
+    Ok(keep.to_path_buf())
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} points  {elapsed}  {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Deterministic, incompressible-looking payload bytes (xorshift64), the same for every target.
+pub fn payload_of(bytes: usize) -> Bytes {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ bytes as u64;
+    let mut out = Vec::with_capacity(bytes);
+    while out.len() < bytes {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(bytes);
+    Bytes::from(out)
+}
