@@ -12,7 +12,12 @@ use sim::vivaldi_eval::over_seeds;
 
 const SIZES: [usize; 2] = [16, 64];
 const LOSSES: [f64; 3] = [0.0, 0.05, 0.20];
-const KINDS: [Kind; 3] = [Kind::Lifeguard, Kind::PlainSwim, Kind::Foca];
+const KINDS: [Kind; 4] = [
+    Kind::Lifeguard,
+    Kind::PlainSwim,
+    Kind::Foca,
+    Kind::LifeguardFast,
+];
 const TRIALS: usize = 8;
 const STEADY_MS: u64 = 15 * 60 * 1000;
 

@@ -43,6 +43,10 @@ fn false_positives_under_loss_stay_below_a_generous_ceiling() {
         let plain = false_positives(Kind::PlainSwim, 8, loss, SEED, 600_000);
         println!("seed {SEED:#x} loss {loss}: lifeguard {ours:?}, plain SWIM {plain:?}");
         assert!(
+            ours.declarations * 10 <= plain.declarations || ours.declarations == 0,
+            "seed {SEED:#x}: Lifeguard {ours:?} is not 10× better than plain SWIM {plain:?}"
+        );
+        assert!(
             ours.per_node_hour() <= 2.0,
             "seed {SEED:#x}: {} false positives per node-hour at {loss} loss",
             ours.per_node_hour()

@@ -17,6 +17,9 @@ pub enum Kind {
     PlainSwim,
     /// The `foca` crate with its LAN defaults.
     Foca,
+    /// This crate with Lifeguard and a shorter suspicion base (`suspicion_mult` 3 instead of
+    /// 5): what meeting foca's detection time costs.
+    LifeguardFast,
 }
 
 impl Kind {
@@ -26,6 +29,7 @@ impl Kind {
             Kind::Lifeguard => "ours (Lifeguard)",
             Kind::PlainSwim => "ours (plain SWIM)",
             Kind::Foca => "foca 2",
+            Kind::LifeguardFast => "ours (Lifeguard, suspicion_mult 3)",
         }
     }
 }
@@ -56,6 +60,13 @@ impl AnyNode {
                 seed,
             ))),
             Kind::Foca => AnyNode::Foca(Box::new(FocaNode::new(i, n, generation, seed))),
+            Kind::LifeguardFast => {
+                let config = Config {
+                    suspicion_mult: 3,
+                    ..Config::default()
+                };
+                AnyNode::Ours(Box::new(OurNode::new(i, config, Role::Manager, seed)))
+            }
         }
     }
 }

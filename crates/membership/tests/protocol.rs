@@ -1,0 +1,161 @@
+//! The state machine through its public API, one exchange at a time: bad datagrams are
+//! dropped and counted, pings are acked with a coordinate, a suspicion carried by a ping is
+//! refuted at once (buddy system), a graceful leave is seen as LEFT, stale timers are no-ops.
+
+use std::net::SocketAddr;
+
+use steward_membership::wire::{decode, encode, Message, Packet, UpdateKind};
+use steward_membership::{
+    Config, Effect, Incarnation, MemberEvent, MemberState, Membership, NodeId, Role, TimerToken,
+};
+
+fn addr(id: u64) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 30_000 + id as u16))
+}
+
+fn node(id: u64) -> Membership {
+    Membership::new(Config::default(), NodeId(id), addr(id), Role::Manager, id).unwrap()
+}
+
+fn sends(effects: &[Effect]) -> Vec<(SocketAddr, Packet)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { to, bytes } => Some((*to, decode(bytes, 1400).unwrap())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ping(from: u64, to: u64, suspicion: Option<Incarnation>) -> Vec<u8> {
+    encode(&Packet {
+        sender: NodeId(from),
+        sender_addr: addr(from),
+        sender_role: Role::Manager,
+        sender_incarnation: Incarnation(0),
+        message: Message::Ping {
+            seq: 9,
+            target: NodeId(to),
+            coordinate: None,
+            suspicion,
+        },
+        updates: Vec::new(),
+    })
+    .unwrap()
+}
+
+#[test]
+fn malformed_and_foreign_version_packets_are_dropped_and_counted() {
+    let mut a = node(1);
+    assert!(a
+        .handle_packet(addr(2), b"GET / HTTP/1.1\r\n", 0)
+        .is_empty());
+    assert!(a.handle_packet(addr(2), &[], 0).is_empty());
+    let mut future = ping(2, 1, None);
+    future[4] = 9;
+    assert!(a.handle_packet(addr(2), &future, 0).is_empty());
+    let metrics = a.metrics();
+    assert_eq!(metrics.malformed_packets_dropped, 2);
+    assert_eq!(metrics.version_mismatches, 1);
+    assert!(a.members().is_empty());
+}
+
+#[test]
+fn a_ping_is_acked_with_our_coordinate_and_introduces_the_sender() {
+    let mut a = node(1);
+    let effects = a.handle_packet(addr(2), &ping(2, 1, None), 5);
+    let sent = sends(&effects);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, addr(2));
+    assert!(matches!(
+        sent[0].1.message,
+        Message::Ack {
+            seq: 9,
+            coordinate: Some(_)
+        }
+    ));
+    assert_eq!(a.member(NodeId(2)).unwrap().state, MemberState::Alive);
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::Event(MemberEvent::Joined(_)))));
+}
+
+#[test]
+fn a_ping_for_another_node_is_not_acked() {
+    let mut a = node(1);
+    assert!(sends(&a.handle_packet(addr(2), &ping(2, 3, None), 5)).is_empty());
+}
+
+#[test]
+fn a_suspicion_carried_by_a_ping_is_refuted_at_once() {
+    let mut a = node(1);
+    let effects = a.handle_packet(addr(2), &ping(2, 1, Some(Incarnation(0))), 5);
+    assert_eq!(a.incarnation(), Incarnation(1));
+    assert_eq!(a.metrics().refutations, 1);
+    let (_, ack) = &sends(&effects)[0];
+    assert_eq!(ack.sender_incarnation, Incarnation(1));
+    assert!(ack
+        .updates
+        .iter()
+        .any(|u| u.id == NodeId(1) && u.kind == UpdateKind::Alive && u.incarnation.0 == 1));
+}
+
+#[test]
+fn a_graceful_leave_is_seen_as_left_not_dead() {
+    let mut a = node(1);
+    let mut b = node(2);
+    a.handle_packet(addr(2), &ping(2, 1, None), 0);
+    let effects = a.leave(10);
+    let leave = effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Send { to, bytes } if *to == addr(2) => Some(bytes.clone()),
+            _ => None,
+        })
+        .unwrap();
+    b.handle_packet(addr(3), &ping(3, 2, None), 0);
+    let events = b.handle_packet(addr(1), &leave, 11);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Effect::Event(MemberEvent::Left(m)) if m.id == NodeId(1))));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Effect::Event(MemberEvent::Dead(_)))));
+    assert_eq!(b.member(NodeId(1)).unwrap().state, MemberState::Left);
+    assert!(a.has_left());
+    assert!(a.handle_packet(addr(2), &ping(2, 1, None), 12).is_empty());
+}
+
+#[test]
+fn unknown_timer_tokens_are_ignored() {
+    let mut a = node(1);
+    assert!(a.handle_timer(TimerToken(12_345), 0).is_empty());
+}
+
+#[test]
+fn join_contacts_seeds_and_arms_timers() {
+    let mut a = node(1);
+    let effects = a.join(&[addr(2)], 0);
+    let sent = sends(&effects);
+    assert!(matches!(
+        sent[0].1.message,
+        Message::PushPull { reply: true }
+    ));
+    let timers = effects
+        .iter()
+        .filter(|e| matches!(e, Effect::SetTimer { .. }))
+        .count();
+    assert!(
+        timers >= 3,
+        "probe, gossip, push-pull and join retry timers: {timers}"
+    );
+}
+
+#[test]
+fn an_invalid_config_is_refused() {
+    let config = Config {
+        packet_bytes_max: 100,
+        ..Config::default()
+    };
+    assert!(Membership::new(config, NodeId(1), addr(1), Role::Worker, 1).is_err());
+}
