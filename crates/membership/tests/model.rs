@@ -57,7 +57,7 @@ fn packet(sender: u64, incarnation: u64, updates: Vec<Update>) -> Vec<u8> {
         message: Message::Gossip,
         updates,
     };
-    encode(&packet).unwrap()
+    encode(&packet).unwrap_or_else(|e| panic!("encode: {e}"))
 }
 
 /// The reference model: state and incarnation per member.

@@ -14,14 +14,18 @@ fn addr(id: u64) -> SocketAddr {
 }
 
 fn node(id: u64) -> Membership {
-    Membership::new(Config::default(), NodeId(id), addr(id), Role::Manager, id).unwrap()
+    Membership::new(Config::default(), NodeId(id), addr(id), Role::Manager, id)
+        .unwrap_or_else(|e| panic!("default config rejected: {e}"))
 }
 
 fn sends(effects: &[Effect]) -> Vec<(SocketAddr, Packet)> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Send { to, bytes } => Some((*to, decode(bytes, 1400).unwrap())),
+            Effect::Send { to, bytes } => Some((
+                *to,
+                decode(bytes, 1400).unwrap_or_else(|e| panic!("sent garbage: {e}")),
+            )),
             _ => None,
         })
         .collect()
@@ -41,7 +45,7 @@ fn ping(from: u64, to: u64, suspicion: Option<Incarnation>) -> Vec<u8> {
         },
         updates: Vec::new(),
     })
-    .unwrap()
+    .unwrap_or_else(|e| panic!("encode: {e}"))
 }
 
 #[test]
