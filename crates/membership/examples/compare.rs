@@ -18,8 +18,8 @@ const KINDS: [Kind; 4] = [
     Kind::Foca,
     Kind::LifeguardFast,
 ];
-const TRIALS: usize = 8;
-const STEADY_MS: u64 = 15 * 60 * 1000;
+const TRIALS: usize = 20;
+const STEADY_MS: u64 = 60 * 60 * 1000;
 
 fn seconds(ms: Option<u64>) -> String {
     ms.map_or("-".to_string(), |ms| format!("{:.1}", ms as f64 / 1000.0))
