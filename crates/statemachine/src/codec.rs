@@ -156,7 +156,7 @@ impl<K, V: Serialize> Serialize for Values<'_, K, V> {
 #[derive(Serialize)]
 struct RecordsRef<'a> {
     globals: &'a Globals,
-    jobs: Values<'a, JobId, Job>,
+    jobs: Values<'a, JobId, Box<Job>>,
     idempotency: Values<'a, IdempotencyKey, IdempotencyEntry>,
     workers: Values<'a, WorkerId, Worker>,
 }

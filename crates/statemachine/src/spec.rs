@@ -94,10 +94,12 @@ impl JobSpec {
         }
     }
 
-    /// Checks every field; the first problem found is returned, naming the field.
+    /// Checks every field; the first problem found is returned, naming the field. Field paths
+    /// are only formatted on failure: `apply` runs this for every submitted job.
     pub fn validate(&self) -> Result<(), Rejection> {
-        check_name("name", &self.name)?;
-        check_map("labels", &self.labels)?;
+        check_name(&self.name).map_err(|reason| invalid("name", &reason))?;
+        check_map(&self.labels)
+            .map_err(|(key, reason)| invalid(&map_field("labels", key), &reason))?;
         if self.workflows.is_empty() {
             return Err(invalid("workflows", "a job needs at least one workflow"));
         }
@@ -107,7 +109,7 @@ impl JobSpec {
                 &format!("more than {WORKFLOWS_PER_JOB_MAX}"),
             ));
         }
-        check_timeout("timeout_ms", self.timeout_ms)?;
+        check_timeout(self.timeout_ms).map_err(|reason| invalid("timeout_ms", &reason))?;
         if self.stuck_threshold_ms < STUCK_THRESHOLD_MS_MIN {
             let reason = format!("below the minimum of {STUCK_THRESHOLD_MS_MIN} ms");
             return Err(invalid("stuck_threshold_ms", &reason));
@@ -123,11 +125,13 @@ impl JobSpec {
             return Err(invalid("retry_budget_per_workflow", &reason));
         }
         for (position, workflow) in self.workflows.iter().enumerate() {
-            workflow.validate(&format!("workflows[{position}]"))?;
+            let field = |suffix: &str| format!("workflows[{position}].{suffix}");
+            workflow
+                .validate()
+                .map_err(|(suffix, reason)| invalid(&field(&suffix), &reason))?;
             let earlier = &self.workflows[..position];
             if earlier.iter().any(|other| other.name == workflow.name) {
-                let field = format!("workflows[{position}].name");
-                return Err(invalid(&field, "duplicate workflow name"));
+                return Err(invalid(&field("name"), "duplicate workflow name"));
             }
         }
         Ok(())
@@ -146,40 +150,41 @@ impl WorkflowSpec {
         }
     }
 
-    fn validate(&self, prefix: &str) -> Result<(), Rejection> {
-        check_name(&format!("{prefix}.name"), &self.name)?;
-        let command_field = format!("{prefix}.command");
+    /// Checks the fields; on failure, the field path below the workflow and the reason.
+    fn validate(&self) -> Result<(), (String, String)> {
+        check_name(&self.name).map_err(at("name"))?;
         match self.command.first() {
-            None => return Err(invalid(&command_field, "empty command")),
+            None => return Err(("command".to_owned(), "empty command".to_owned())),
             Some(program) if program.is_empty() => {
-                return Err(invalid(&format!("{prefix}.command[0]"), "empty program"))
+                return Err(("command[0]".to_owned(), "empty program".to_owned()))
             }
             Some(_) => {}
         }
         if self.command.len() > ARGV_ENTRIES_MAX {
-            return Err(invalid(
-                &command_field,
-                &format!("more than {ARGV_ENTRIES_MAX} entries"),
-            ));
+            return Err(at("command")(format!(
+                "more than {ARGV_ENTRIES_MAX} entries"
+            )));
         }
         for (position, argument) in self.command.iter().enumerate() {
-            check_value(&format!("{prefix}.command[{position}]"), argument)?;
+            check_value(argument).map_err(|reason| (format!("command[{position}]"), reason))?;
         }
-        check_map(&format!("{prefix}.env"), &self.env)?;
+        check_map(&self.env).map_err(|(key, reason)| (map_field("env", key), reason))?;
         if self.cores == 0 {
-            return Err(invalid(&format!("{prefix}.cores"), "must be at least 1"));
+            return Err(at("cores")("must be at least 1".to_owned()));
         }
         if self.cores > CORES_MAX {
-            return Err(invalid(
-                &format!("{prefix}.cores"),
-                &format!("above {CORES_MAX}"),
-            ));
+            return Err(at("cores")(format!("above {CORES_MAX}")));
         }
         if let Some(timeout_ms) = self.timeout_ms {
-            check_timeout(&format!("{prefix}.timeout_ms"), timeout_ms)?;
+            check_timeout(timeout_ms).map_err(at("timeout_ms"))?;
         }
         Ok(())
     }
+}
+
+/// Pairs a failure reason with the field path below the workflow.
+fn at(suffix: &'static str) -> impl Fn(String) -> (String, String) {
+    move |reason| (suffix.to_owned(), reason)
 }
 
 /// Checks an idempotency key's sizes; the field is `idempotency_key.namespace` or `.key`.
@@ -205,49 +210,50 @@ fn invalid(field: &str, reason: &str) -> Rejection {
     }
 }
 
-fn check_name(field: &str, name: &str) -> Result<(), Rejection> {
+fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
-        return Err(invalid(field, "empty name"));
+        return Err("empty name".to_owned());
     }
     if name.len() > NAME_BYTES_MAX {
-        return Err(invalid(
-            field,
-            &format!("longer than {NAME_BYTES_MAX} bytes"),
-        ));
+        return Err(format!("longer than {NAME_BYTES_MAX} bytes"));
     }
     Ok(())
 }
 
-fn check_value(field: &str, value: &str) -> Result<(), Rejection> {
+fn check_value(value: &str) -> Result<(), String> {
     if value.len() > VALUE_BYTES_MAX {
-        return Err(invalid(
-            field,
-            &format!("longer than {VALUE_BYTES_MAX} bytes"),
-        ));
+        return Err(format!("longer than {VALUE_BYTES_MAX} bytes"));
     }
     Ok(())
 }
 
-fn check_map(field: &str, map: &BTreeMap<String, String>) -> Result<(), Rejection> {
+/// On failure, the offending key (`None` when the map as a whole is too large) and the reason.
+fn check_map(map: &BTreeMap<String, String>) -> Result<(), (Option<String>, String)> {
     if map.len() > MAP_ENTRIES_MAX {
-        return Err(invalid(
-            field,
-            &format!("more than {MAP_ENTRIES_MAX} entries"),
-        ));
+        return Err((None, format!("more than {MAP_ENTRIES_MAX} entries")));
     }
     for (key, value) in map {
-        check_name(&format!("{field}.{key}"), key)?;
-        check_value(&format!("{field}.{key}"), value)?;
+        check_name(key)
+            .and_then(|()| check_value(value))
+            .map_err(|reason| (Some(key.clone()), reason))?;
     }
     Ok(())
 }
 
-fn check_timeout(field: &str, timeout_ms: u64) -> Result<(), Rejection> {
+/// `base` or `base.key`.
+fn map_field(base: &str, key: Option<String>) -> String {
+    match key {
+        Some(key) => format!("{base}.{key}"),
+        None => base.to_owned(),
+    }
+}
+
+fn check_timeout(timeout_ms: u64) -> Result<(), String> {
     if timeout_ms == 0 {
-        return Err(invalid(field, "must be at least 1 ms"));
+        return Err("must be at least 1 ms".to_owned());
     }
     if timeout_ms > TIMEOUT_MS_MAX {
-        return Err(invalid(field, &format!("above {TIMEOUT_MS_MAX} ms")));
+        return Err(format!("above {TIMEOUT_MS_MAX} ms"));
     }
     Ok(())
 }

@@ -87,7 +87,7 @@ pub(super) fn submit(
     context.jobs_created += 1;
     let job = Job::new(id, key.cloned(), spec.clone(), context.now_ms);
     state.index.add_job(&job);
-    state.jobs.insert(id, job);
+    state.jobs.insert(id, Box::new(job));
     state.record(context, id, Happening::Submitted);
     if let Some(key) = key {
         if let Some(entry) = state.keys.get_mut(key) {

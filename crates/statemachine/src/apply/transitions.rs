@@ -30,10 +30,15 @@ impl State {
         ) else {
             return;
         };
-        self.index
-            .remove_workflow(job_id, workflow, state, spec.cores);
+        let before = (state.status, state.worker);
         change(state);
-        self.index.add_workflow(job_id, workflow, state, spec.cores);
+        let after = (state.status, state.worker);
+        if before != after {
+            // Only status and worker feed the indexes: progress reports skip the index work.
+            self.index
+                .remove_workflow(job_id, workflow, before, spec.cores);
+            self.index.add_workflow(job_id, workflow, after, spec.cores);
+        }
         job.last_progress_at_ms = context.now_ms;
         context.report.touched.jobs.insert(job_id);
     }

@@ -53,7 +53,6 @@ pub(super) fn dispatch(
         workflow: target.workflow,
         attempt: next,
         worker: worker_id,
-        fence_token,
     };
     state.record(context, target.job, what);
     Ok(Outcome::Applied)

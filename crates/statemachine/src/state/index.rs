@@ -6,8 +6,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::WorkflowStatus;
 use crate::{IdempotencyEntry, IdempotencyKey, Job, JobId, JobStatus, WorkerId, WorkflowId};
-use crate::{WorkflowState, WorkflowStatus};
+
+/// What the indexes need to know of a workflow: its status and its worker.
+pub(crate) type Placement = (WorkflowStatus, Option<WorkerId>);
 
 /// Derived lookups; see the module docs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,7 +35,8 @@ impl Indexes {
     pub fn add_job(&mut self, job: &Job) {
         self.by_status.entry(job.status).or_default().insert(job.id);
         for ((position, state), spec) in (0u32..).zip(&job.workflows).zip(&job.spec.workflows) {
-            self.add_workflow(job.id, WorkflowId(position), state, spec.cores);
+            let placement = (state.status, state.worker);
+            self.add_workflow(job.id, WorkflowId(position), placement, spec.cores);
         }
         if job.is_cancelling() {
             self.cancelling.insert(job.id);
@@ -69,13 +73,13 @@ impl Indexes {
         &mut self,
         job: JobId,
         workflow: WorkflowId,
-        state: &WorkflowState,
+        (status, worker): Placement,
         cores: u32,
     ) {
-        if state.status == WorkflowStatus::Pending {
+        if status == WorkflowStatus::Pending {
             self.pending_workflows.remove(&(job, workflow));
         }
-        if let (true, Some(worker)) = (state.status.holds_worker(), state.worker) {
+        if let (true, Some(worker)) = (status.holds_worker(), worker) {
             if let Some(set) = self.assignments.get_mut(&worker) {
                 set.remove(&(job, workflow));
                 if set.is_empty() {
@@ -95,13 +99,13 @@ impl Indexes {
         &mut self,
         job: JobId,
         workflow: WorkflowId,
-        state: &WorkflowState,
+        (status, worker): Placement,
         cores: u32,
     ) {
-        if state.status == WorkflowStatus::Pending {
+        if status == WorkflowStatus::Pending {
             self.pending_workflows.insert((job, workflow));
         }
-        if let (true, Some(worker)) = (state.status.holds_worker(), state.worker) {
+        if let (true, Some(worker)) = (status.holds_worker(), worker) {
             self.assignments
                 .entry(worker)
                 .or_default()

@@ -134,10 +134,9 @@ pub enum Happening {
         workflow: WorkflowId,
         /// The attempt.
         attempt: Attempt,
-        /// The worker.
+        /// The worker. (The dispatch's fence is the one in force at `index`; it is left out
+        /// to keep timeline lines at 40 bytes.)
         worker: WorkerId,
-        /// The fence of the dispatch.
-        fence_token: FenceToken,
     },
     /// A workflow attempt started.
     Started {

@@ -424,10 +424,10 @@ proptest! {
         prop_assert_eq!(state_hash(&replayed), state_hash(&sim.state));
         let parts = sim.state.parts();
         let rebuilt = State::from_records(
-            parts.globals.clone(),
-            parts.jobs.values().rev().cloned(),
-            parts.idempotency.values().cloned(),
-            parts.workers.values().cloned(),
+            parts.globals().clone(),
+            parts.jobs().rev().cloned(),
+            parts.idempotency().cloned(),
+            parts.workers().cloned(),
         ).unwrap();
         prop_assert_eq!(state_hash(&rebuilt), state_hash(&sim.state));
     }
