@@ -18,6 +18,7 @@ impl Wal {
     /// or a prefix of it that still holds every record up to `index`. Durable on return.
     pub fn truncate_after(&self, index: LogIndex) -> Result<()> {
         let mut st = self.lock_state()?;
+        self.flush_pending(&mut st)?;
         let (Some(first), Some(last)) = (st.first_index(), st.last_index()) else {
             return Ok(());
         };
@@ -49,6 +50,7 @@ impl Wal {
     /// empty segment with leftovers before it that recovery deletes. Durable on return.
     pub fn purge_before(&self, index: LogIndex) -> Result<()> {
         let mut st = self.lock_state()?;
+        self.flush_pending(&mut st)?;
         let index = index.0;
         let reset = match st.next_index() {
             None => true,

@@ -25,7 +25,8 @@ impl Wal {
 
     /// Reads the records with indices in `range` that are in the log, in order.
     pub fn range(&self, range: Range<u64>) -> Result<Vec<Record>> {
-        let st = lock(&self.state);
+        let mut st = lock(&self.state);
+        self.flush_pending(&mut st)?;
         let mut out = Vec::new();
         for seg in &st.segments {
             let lo = range.start.max(seg.first_index);

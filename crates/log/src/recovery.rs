@@ -134,6 +134,7 @@ fn open_segments(fs: &dyn FileSystem, analysis: Analysis) -> Result<Vec<Segment>
             file,
             offsets: seg.offsets,
             data_end: seg.scan.data_end,
+            flushed_end: seg.scan.data_end,
             file_bytes: seg.file.file_bytes,
         });
     }

@@ -20,6 +20,9 @@ pub(crate) struct Segment {
     pub offsets: Vec<u32>,
     /// Offset just past the last record: where the next frame goes.
     pub data_end: u64,
+    /// Offset up to which records are in the file; `flushed_end..data_end` is still in the
+    /// write buffer (`State::pending`). Only the active segment ever has a difference.
+    pub flushed_end: u64,
     /// Allocated size of the file.
     pub file_bytes: u64,
 }
@@ -70,8 +73,7 @@ impl Segment {
             .map_err(|e| Error::io("create segment", &tmp, e))?;
         write_all_at(file.as_ref(), &encode_segment_header(first_index), 0)
             .map_err(|e| Error::io("write segment header", &tmp, e))?;
-        file.allocate(file_bytes)
-            .map_err(|e| Error::io("preallocate segment", &tmp, e))?;
+        extend_with_zeroes(file.as_ref(), &tmp, SEGMENT_HEADER_BYTES, file_bytes)?;
         file.sync_all()
             .map_err(|e| Error::io("fsync segment", &tmp, e))?;
         fs.rename(&tmp, &path)
@@ -84,6 +86,7 @@ impl Segment {
             file,
             offsets: Vec::new(),
             data_end: SEGMENT_HEADER_BYTES,
+            flushed_end: SEGMENT_HEADER_BYTES,
             file_bytes,
         })
     }
@@ -99,11 +102,13 @@ impl Segment {
         let keep = usize::try_from(index.saturating_sub(self.first_index)).unwrap_or(usize::MAX);
         self.offsets.truncate(keep);
         self.data_end = offset;
+        self.flushed_end = offset;
         Ok(())
     }
 }
 
-/// Shrinks `file` to `offset`, re-extends it to `file_bytes` of zeroes, and fsyncs it.
+/// Shrinks `file` to `offset`, makes that durable, then re-extends it to `file_bytes` of
+/// written zeroes and makes that durable.
 pub(crate) fn cut_file(
     file: &dyn FileHandle,
     path: &Path,
@@ -112,8 +117,37 @@ pub(crate) fn cut_file(
 ) -> Result<()> {
     file.set_len(offset)
         .map_err(|e| Error::io("truncate segment", path, e))?;
-    file.allocate(file_bytes)
-        .map_err(|e| Error::io("preallocate segment", path, e))?;
+    file.sync_all()
+        .map_err(|e| Error::io("fsync segment", path, e))?;
+    extend_with_zeroes(file, path, offset, file_bytes)?;
     file.sync_all()
         .map_err(|e| Error::io("fsync segment", path, e))
+}
+
+/// Chunk size for writing zeroes. Default: 1 MiB.
+const ZERO_CHUNK_BYTES: u64 = 1 << 20;
+
+/// Reserves `from..to` with `fallocate` and then writes zeroes over it (not fsynced).
+///
+/// Why write zeroes when `fallocate` already reads as zeroes: on ext4 and XFS a write into
+/// fallocated space converts an "unwritten" extent, a metadata change that every `fdatasync`
+/// must then journal; over written zeroes `fdatasync` flushes data only. Measured on the
+/// project's VM: 155 µs versus 309 µs per 18 KB group commit (ADR 0002).
+pub(crate) fn extend_with_zeroes(
+    file: &dyn FileHandle,
+    path: &Path,
+    from: u64,
+    to: u64,
+) -> Result<()> {
+    file.allocate(to)
+        .map_err(|e| Error::io("preallocate segment", path, e))?;
+    let zeroes = vec![0u8; ZERO_CHUNK_BYTES as usize];
+    let mut at = from;
+    while at < to {
+        let len = (to - at).min(ZERO_CHUNK_BYTES);
+        write_all_at(file, &zeroes[..len as usize], at)
+            .map_err(|e| Error::io("zero-fill segment", path, e))?;
+        at += len;
+    }
+    Ok(())
 }

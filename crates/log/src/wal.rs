@@ -13,7 +13,7 @@ use crate::metrics::{Metrics, WalMetrics};
 use crate::options::{SyncPolicy, WalOptions};
 use crate::record::{LogIndex, Record};
 use crate::recovery::{recover, RecoveryReport};
-use crate::segment::Segment;
+use crate::segment::{extend_with_zeroes, Segment};
 
 /// A segmented write-ahead log. `Send + Sync`; every method takes `&self` and blocks.
 #[derive(Debug)]
@@ -40,6 +40,10 @@ pub(crate) struct State {
     written_bytes: u64,
     /// Records written since open.
     written_records: u64,
+    /// Frames appended to the active segment but not yet written to its file (they belong at
+    /// its `flushed_end`). The group's syncer writes them with one `write` just before its
+    /// `fdatasync`, so a commit group costs one write and one sync, not one write per appender.
+    pending: Vec<u8>,
 }
 
 impl State {
@@ -165,6 +169,7 @@ impl Wal {
                 segments,
                 written_bytes: 0,
                 written_records: 0,
+                pending: Vec::new(),
             }),
             sync: Mutex::new(SyncState::default()),
             synced: Condvar::new(),
@@ -256,9 +261,6 @@ impl Wal {
             unreachable!("make_room leaves an active segment");
         };
         let at = seg.data_end;
-        if let Err(e) = write_all_at(seg.file.as_ref(), &batch.bytes, at) {
-            return Err(self.poison_with(Error::io("write segment", &seg.path, e)));
-        }
         for start in &batch.frame_starts {
             let offset = u32::try_from(at + start);
             assert!(offset.is_ok(), "segments are at most 1 GiB plus one record");
@@ -268,6 +270,11 @@ impl Wal {
         let records = batch.frame_starts.len() as u64;
         st.written_bytes += len;
         st.written_records += records;
+        st.pending.extend_from_slice(&batch.bytes);
+        if self.options.sync_policy == SyncPolicy::Never {
+            // Nobody syncs under `Never`; reach the page cache now so a process crash keeps it.
+            self.flush_pending(st)?;
+        }
         self.metrics.record_append(records, len);
         Ok(WriteTicket {
             position: st.written_bytes,
@@ -283,13 +290,17 @@ impl Wal {
         match st.segments.last_mut() {
             Some(seg) if seg.data_end + len <= seg.file_bytes => return Ok(()),
             Some(seg) if seg.records() == 0 => {
-                if let Err(e) = seg.file.allocate(needed) {
-                    return Err(self.poison_with(Error::io("preallocate segment", &seg.path, e)));
-                }
+                let grown =
+                    extend_with_zeroes(seg.file.as_ref(), &seg.path, seg.file_bytes, needed);
+                grown.map_err(|e| self.poison_with(e))?;
                 seg.file_bytes = needed;
                 return Ok(());
             }
-            Some(seg) => {
+            Some(_) => {
+                self.flush_pending(st)?;
+                let Some(seg) = st.segments.last() else {
+                    unreachable!("matched Some above");
+                };
                 // Seal: a sealed segment is always whole on disk, so recovery may treat damage
                 // in one as corruption rather than a torn tail.
                 let started = Instant::now();
@@ -343,7 +354,8 @@ impl Wal {
     /// Runs `fdatasync` on the active segment for everything written so far.
     fn sync_active(&self) -> Result<()> {
         let (active, bytes, records) = {
-            let st = lock(&self.state);
+            let mut st = lock(&self.state);
+            self.flush_pending(&mut st)?;
             let active = st
                 .segments
                 .last()
@@ -368,6 +380,25 @@ impl Wal {
             sync.synced_records = records;
             self.synced.notify_all();
         }
+    }
+
+    /// Writes the buffered frames to the active segment's file (one `write`). Every path that
+    /// reads or changes the file calls this first.
+    pub(crate) fn flush_pending(&self, st: &mut State) -> Result<()> {
+        if st.pending.is_empty() {
+            return Ok(());
+        }
+        // After a failure the file's state is unknown; never write over it again.
+        self.check_poison()?;
+        let Some(seg) = st.segments.last_mut() else {
+            unreachable!("pending frames belong to the active segment");
+        };
+        if let Err(e) = write_all_at(seg.file.as_ref(), &st.pending, seg.flushed_end) {
+            return Err(self.poison_with(Error::io("write segment", &seg.path, e)));
+        }
+        seg.flushed_end = seg.data_end;
+        st.pending.clear();
+        Ok(())
     }
 
     /// A snapshot of the counters.

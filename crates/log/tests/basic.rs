@@ -218,11 +218,14 @@ fn a_failed_write_poisons_without_acknowledging() {
             ..
         })
     ));
-    assert_eq!(wal.last_index(), Some(LogIndex(2)));
     assert!(matches!(
-        wal.append(batch(3..4, 1)),
+        wal.append(batch(4..5, 1)),
         Err(Error::Poisoned { .. })
     ));
+    assert!(matches!(wal.read(LogIndex(3)), Err(Error::Poisoned { .. })));
+    drop(wal);
+    let (wal, _) = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(wal.last_index(), Some(LogIndex(2)));
 }
 
 #[test]
