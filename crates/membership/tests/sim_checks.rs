@@ -89,3 +89,122 @@ fn a_restarted_node_rejoins_with_a_higher_incarnation() {
         "seed {SEED:#x}: restarted node not back in every view"
     );
 }
+
+#[test]
+fn duplication_and_reordering_cause_no_false_positives_and_crashes_are_still_found() {
+    let mut sim = cluster(Kind::Lifeguard, 8, 0.0, SEED);
+    sim.net = sim::NetConfig {
+        loss: 0.05,
+        duplicate: 0.10,
+        jitter_ms: 30,
+    };
+    let first = sim.observations.len();
+    sim.run_for(300_000);
+    let false_downs = sim.observations[first..]
+        .iter()
+        .filter(|o| o.obs == sim::Obs::Down)
+        .count();
+    assert_eq!(false_downs, 0, "seed {SEED:#x}: live nodes declared dead");
+    sim.crash(5);
+    sim.run_for(60_000);
+    for observer in (0..8).filter(|o| *o != 5) {
+        assert_eq!(
+            sim.view_of(observer, 5),
+            Some(sim::View::Down),
+            "seed {SEED:#x}: {observer}"
+        );
+    }
+}
+
+#[test]
+fn every_datagram_fits_the_configured_size() {
+    let largest = std::rc::Rc::new(std::cell::Cell::new(0usize));
+    let seen = largest.clone();
+    let nodes = (0..40)
+        .map(|i| {
+            // The smallest datagram allowed, so a 40-member push-pull state needs two.
+            let config = steward_membership::Config {
+                packet_bytes_max: steward_membership::PACKET_BYTES_MIN,
+                ..steward_membership::Config::default()
+            };
+            sim::ours::OurNode::new(i, config, steward_membership::Role::Manager, SEED)
+        })
+        .collect();
+    let latency = sim::topology::lan(40, 2, SEED);
+    let mut sim = sim::Sim::new(nodes, latency, sim::NetConfig::lossy(0.0), SEED);
+    sim.send_hook = Some(Box::new(move |_, _, _, bytes| {
+        seen.set(seen.get().max(bytes.len()))
+    }));
+    sim.start(0, &[]);
+    for i in 1..40 {
+        sim.run_for(20);
+        sim.start(i, &[0]);
+    }
+    sim.run_for(70_000);
+    assert!(sim.converged(), "seed {SEED:#x}: 40 nodes did not converge");
+    let largest = largest.get();
+    assert!(largest <= 512, "seed {SEED:#x}: a {largest} byte datagram");
+    assert!(
+        largest > 400,
+        "seed {SEED:#x}: push-pull state never needed a full datagram"
+    );
+}
+
+#[test]
+fn coordinates_in_a_running_cluster_predict_the_simulated_rtts() {
+    // Two sites of 5: 1 ms one way inside a site, 20 ms across.
+    let n = 10;
+    let latency: Vec<Vec<u64>> = (0..n)
+        .map(|i| {
+            (0..n)
+                .map(|j| {
+                    if i == j {
+                        0
+                    } else if (i < 5) == (j < 5) {
+                        1
+                    } else {
+                        20
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let nodes = (0..n)
+        .map(|i| {
+            let config = steward_membership::Config::default();
+            sim::ours::OurNode::new(i, config, steward_membership::Role::Manager, SEED)
+        })
+        .collect();
+    let mut sim = sim::Sim::new(nodes, latency.clone(), sim::NetConfig::lossy(0.0), SEED);
+    sim.start(0, &[]);
+    for i in 1..n {
+        sim.run_for(100);
+        sim.start(i, &[0]);
+    }
+    sim.run_for(300_000);
+    let node = &sim.node(0).unwrap().membership;
+    assert!(
+        node.is_converged(),
+        "seed {SEED:#x}: error {}",
+        node.coordinate().error
+    );
+    for j in 1..n {
+        let truth = 2.0 * latency[0][j] as f64;
+        let estimate = node
+            .estimate_rtt(
+                steward_membership::NodeId(0),
+                steward_membership::NodeId(j as u64),
+            )
+            .unwrap();
+        let tolerance = if truth > 10.0 { 0.15 * truth } else { 1.5 };
+        assert!(
+            (estimate - truth).abs() <= tolerance,
+            "seed {SEED:#x}: RTT 0→{j} estimated {estimate:.2} ms, true {truth} ms"
+        );
+        let quality = node.quality(steward_membership::NodeId(j as u64));
+        assert!(
+            quality > 0.5,
+            "seed {SEED:#x}: quality to {j} only {quality}"
+        );
+    }
+}

@@ -47,7 +47,6 @@ struct OutstandingPing {
 /// The probe in progress.
 #[derive(Debug, Clone)]
 struct ProbeRound {
-    seq: u32,
     target: NodeId,
     acked: bool,
     expected_nacks: u32,
@@ -98,7 +97,9 @@ pub struct Membership {
     next_timer: u64,
     next_seq: u32,
     pings: BTreeMap<u32, OutstandingPing>,
-    probe: Option<ProbeRound>,
+    /// Probes in flight, by sequence number (a slow peer's long timeout must not hold up
+    /// the probing of the others).
+    probes: BTreeMap<u32, ProbeRound>,
     probe_order: Vec<NodeId>,
     probe_index: usize,
     /// Suspects to probe out of turn (Lifeguard mode), and whether the last probe was one.
@@ -144,7 +145,7 @@ impl Membership {
             next_timer: 0,
             next_seq: 0,
             pings: BTreeMap::new(),
-            probe: None,
+            probes: BTreeMap::new(),
             probe_order: Vec::new(),
             probe_index: 0,
             urgent: Vec::new(),

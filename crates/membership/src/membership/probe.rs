@@ -38,7 +38,8 @@ impl Membership {
                     .members
                     .get(&id)
                     .is_some_and(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect));
-                if probeable {
+                let in_flight = self.probes.values().any(|p| p.target == id);
+                if probeable && !in_flight {
                     return Some(id);
                 }
             }
@@ -129,24 +130,27 @@ impl Membership {
             return;
         };
         self.metrics.probes_sent += 1;
-        self.probe = Some(ProbeRound {
-            seq,
+        let round = ProbeRound {
             target,
             acked: false,
             expected_nacks: 0,
             nacks: 0,
-        });
+        };
+        self.probes.insert(seq, round);
         let timeout = self.probe_timeout_ms(target);
-        // The indirect phase gets as long as the direct one (relays answer within 80% of it),
-        // and the next probe never starts before this one is settled.
-        let round = interval.max(timeout * 2);
+        // The indirect phase gets as long as the direct one (relays nack within 80% of it).
+        // The next probe starts after one interval whatever this one's timeout: a distant or
+        // unknown peer's long timeout must not slow the probing of everyone else.
         self.set_timer(self.now_ms + timeout, TimerKind::ProbeDirectTimeout { seq });
-        self.set_timer(self.now_ms + round - 1, TimerKind::ProbeEnd { seq });
-        self.set_timer(self.now_ms + round, TimerKind::ProbeTick);
+        self.set_timer(
+            self.now_ms + interval.max(timeout * 2),
+            TimerKind::ProbeEnd { seq },
+        );
+        self.set_timer(self.now_ms + interval, TimerKind::ProbeTick);
     }
 
     pub(super) fn probe_direct_timeout(&mut self, seq: u32) {
-        let Some(probe) = self.probe.as_ref().filter(|p| p.seq == seq && !p.acked) else {
+        let Some(probe) = self.probes.get(&seq).filter(|p| !p.acked) else {
             return;
         };
         let target = probe.target;
@@ -177,7 +181,7 @@ impl Membership {
                 );
             }
         }
-        if let Some(probe) = self.probe.as_mut() {
+        if let Some(probe) = self.probes.get_mut(&seq) {
             if self.config.lifeguard {
                 probe.expected_nacks = chosen.len() as u32;
             }
@@ -186,7 +190,7 @@ impl Membership {
 
     pub(super) fn probe_end(&mut self, seq: u32) {
         self.pings.remove(&seq);
-        let Some(probe) = self.probe.take_if(|p| p.seq == seq) else {
+        let Some(probe) = self.probes.remove(&seq) else {
             return;
         };
         if probe.acked {

@@ -82,18 +82,16 @@ impl Membership {
                 }
             }
             Message::IndirectAck { seq, target } => {
-                if let Some(probe) = self.probe.as_mut() {
-                    if probe.seq == seq && probe.target == target {
+                if let Some(probe) = self.probes.get_mut(&seq) {
+                    if probe.target == target {
                         probe.acked = true;
                     }
                 }
             }
             Message::Nack { seq, .. } => {
-                if let Some(probe) = self.probe.as_mut() {
-                    if probe.seq == seq {
-                        probe.nacks += 1;
-                        self.metrics.nacks_received += 1;
-                    }
+                if let Some(probe) = self.probes.get_mut(&seq) {
+                    probe.nacks += 1;
+                    self.metrics.nacks_received += 1;
                 }
             }
             Message::Gossip => {}
@@ -129,10 +127,8 @@ impl Membership {
         }
         match ping.purpose {
             Purpose::Probe => {
-                if let Some(probe) = self.probe.as_mut() {
-                    if probe.seq == seq {
-                        probe.acked = true;
-                    }
+                if let Some(probe) = self.probes.get_mut(&seq) {
+                    probe.acked = true;
                 }
             }
             Purpose::Confirm => {
