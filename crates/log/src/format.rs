@@ -50,13 +50,17 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
     stem.parse().ok()
 }
 
-// Segment header (32 bytes, little-endian):
+// Segment header (32 bytes), as drawn in docs/format.md:
 //
-//   0        8       12       16               24       28       32
-//   +--------+--------+--------+----------------+--------+--------+
-//   | magic  |version | zero   |  first_index   | crc32  | zero   |
-//   |"STEWWAL\0"| u32 | u32    |      u64       | of 0..24| u32   |
-//   +--------+--------+--------+----------------+--------+--------+
+//   0        8        12       16                24       28       32
+//   +--------+--------+--------+-----------------+--------+--------+
+//   | magic  |version | zero   |   first_index   | crc32  | zero   |
+//   |8 bytes |  u32   |  u32   |       u64       |  u32   |  u32   |
+//   +--------+--------+--------+-----------------+--------+--------+
+//   magic       = "STEWWAL\0"  (53 54 45 57 57 41 4C 00)
+//   version     = 1
+//   first_index = index of the segment's first record; equals the file name
+//   crc32       = CRC32 (IEEE) of bytes 0..24
 
 /// Encodes the header of a segment whose first record will have index `first_index`.
 pub fn encode_segment_header(first_index: u64) -> [u8; SEGMENT_HEADER_BYTES as usize] {
@@ -93,17 +97,20 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<u64, String> {
     Ok(read_u64(bytes, 16))
 }
 
-// Record frame (little-endian), starting at a multiple of 8 bytes:
+// Record frame (32-byte header + payload + padding), as drawn in docs/format.md:
 //
-//   0       4       8    9              16              24              32
-//   +-------+-------+----+---------------+---------------+---------------+----------+-----+
-//   |  len  | crc32 |kind| zero (7 bytes)|     index     |     term      | payload  | pad |
-//   |  u32  |  u32  | u8 |               |      u64      |      u64      | len bytes| 0-7 |
-//   +-------+-------+----+---------------+---------------+---------------+----------+-----+
-//
-// `len` is the payload length. `crc32` (crc32fast, IEEE) covers bytes 0..4 and 8..32 of the
-// header followed by the payload; the pad is zero and not covered. The frame occupies
-// `frame_bytes(len)` = 32 + len rounded up to a multiple of 8.
+//   0       4       8    9               16              24              32
+//   +-------+-------+----+---------------+---------------+---------------+-----------+-------+
+//   |  len  | crc32 |kind| zero (7 bytes)|     index     |     term      |  payload  |  pad  |
+//   |  u32  |  u32  | u8 |               |      u64      |      u64      | len bytes | 0 - 7 |
+//   +-------+-------+----+---------------+---------------+---------------+-----------+-------+
+//   len    = payload length in bytes (at most 16 MiB)
+//   crc32  = CRC32 (IEEE) of bytes 0..4 and 8..32 of the header, then the payload
+//   kind   = opaque to the log; the node writes 1 = event, 2 = blank, 3 = membership
+//   index  = the record's log index (contiguous: each frame's index is the previous one + 1)
+//   term   = the Raft term it was proposed in
+//   pad    = zeroes up to the next multiple of 8 (not covered by the CRC, must be zero)
+//   frame size = 32 + len rounded up to a multiple of 8
 
 /// Total on-disk size of a frame with a payload of `payload_bytes`.
 pub fn frame_bytes(payload_bytes: u64) -> u64 {
@@ -213,15 +220,15 @@ pub fn decode_frame(bytes: &[u8]) -> FrameDecode {
     })
 }
 
-// Vote file (little-endian):
+// Vote file, as drawn in docs/format.md:
 //
 //   0        8        12       16       20       24
-//   +--------+--------+--------+--------+--------+-------------+
-//   | magic  |version |  len   | crc32  |  zero  | vote bytes  |
-//   |"STEWVOTE"| u32  |  u32   |        |  u32   |  len bytes  |
-//   +--------+--------+--------+--------+--------+-------------+
-//
-// `crc32` covers bytes 8..16 and the vote bytes.
+//   +--------+--------+--------+--------+--------+--------------+
+//   | magic  |version |  len   | crc32  |  zero  |  vote bytes  |
+//   |8 bytes |  u32   |  u32   |  u32   |  u32   |  len bytes   |
+//   +--------+--------+--------+--------+--------+--------------+
+//   magic = "STEWVOTE", version = 1, len <= 64 KiB
+//   crc32 = CRC32 (IEEE) of bytes 8..16, then the vote bytes
 
 /// Encodes the vote file for `vote` (at most `VOTE_BYTES_MAX`, checked by the caller).
 pub fn encode_vote(vote: &[u8]) -> Vec<u8> {
