@@ -188,8 +188,8 @@ fn coordinates_in_a_running_cluster_predict_the_simulated_rtts() {
         "seed {SEED:#x}: error {}",
         node.coordinate().error
     );
-    for j in 1..n {
-        let truth = 2.0 * latency[0][j] as f64;
+    for (j, one_way_ms) in latency[0].iter().enumerate().skip(1) {
+        let truth = 2.0 * *one_way_ms as f64;
         let estimate = node
             .estimate_rtt(
                 steward_membership::NodeId(0),
