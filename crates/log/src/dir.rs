@@ -3,10 +3,12 @@
 //! the offline tools (which only report).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::format::{parse_segment_file_name, TEMP_SUFFIX};
-use crate::fs::{read_whole, FileSystem};
+use crate::fs::{read_exact_at, FileSystem};
 use crate::scan::{scan_segment, SegmentEnd, SegmentScan};
 
 /// A segment file found in the directory.
@@ -99,41 +101,61 @@ impl Analysis {
     }
 }
 
-/// Scans every segment of `dir`. `progress(done, total)` is called after each segment with
-/// byte counts.
+/// Most threads used to scan segments in parallel. Default: 4 (reading and checksumming a
+/// segment is memory-bound; more threads stop helping quickly).
+const SCAN_THREADS_MAX: usize = 4;
+
+/// Scans every segment of `dir`, several at a time. `progress(done, total)` is called (on the
+/// calling thread) after each segment with byte counts.
 pub(crate) fn analyze(
     fs: &dyn FileSystem,
     dir: &Path,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Analysis> {
     let listing = list(fs, dir)?;
-    let total: u64 = listing.segments.iter().map(|s| s.file_bytes).sum();
-    let count = listing.segments.len();
-    let mut segments = Vec::with_capacity(count);
-    let mut done = 0;
-    for (k, file) in listing.segments.into_iter().enumerate() {
-        let handle = fs
-            .open_read(&file.path)
-            .map_err(|e| Error::io("open segment", &file.path, e))?;
-        let bytes =
-            read_whole(handle.as_ref()).map_err(|e| Error::io("read segment", &file.path, e))?;
-        let mut offsets = Vec::new();
-        let mut scan = scan_segment(&bytes, file.name_index, k + 1 < count, |offset, _, _| {
-            offsets.push(u32::try_from(offset).unwrap_or(u32::MAX));
-        });
-        if bytes.len() as u64 > u64::from(u32::MAX) {
-            scan.end = SegmentEnd::Corrupt {
-                offset: 0,
-                reason: "segment larger than 4 GiB".to_string(),
-            };
+    let files = &listing.segments;
+    let total: u64 = files.iter().map(|s| s.file_bytes).sum();
+    let count = files.len();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, SCAN_THREADS_MAX)
+        .min(count.max(1));
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<Option<Result<AnalyzedSegment>>> = (0..count).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..threads {
+            let (tx, next) = (tx.clone(), &next);
+            scope.spawn(move || {
+                // One buffer per thread: a fresh 64 MiB allocation per segment costs more in page
+                // faults than the read itself.
+                let mut buf = Vec::new();
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if k >= count {
+                        break;
+                    }
+                    let result = scan_file(fs, &files[k], k + 1 < count, &mut buf);
+                    if tx.send((k, result)).is_err() {
+                        break;
+                    }
+                }
+            });
         }
-        done += file.file_bytes;
-        progress(done, total);
-        segments.push(AnalyzedSegment {
-            file,
-            scan,
-            offsets,
-        });
+        drop(tx);
+        let mut done = 0;
+        for (k, result) in rx {
+            done += files[k].file_bytes;
+            progress(done, total);
+            results[k] = Some(result);
+        }
+    });
+    let mut segments = Vec::with_capacity(count);
+    for result in results {
+        let Some(result) = result else {
+            unreachable!("every segment index is taken by exactly one scan thread");
+        };
+        segments.push(result?);
     }
     let purge_leftovers = purge_leftovers(&segments);
     let problem = first_problem(&segments, purge_leftovers);
@@ -142,6 +164,37 @@ pub(crate) fn analyze(
         segments,
         purge_leftovers,
         problem,
+    })
+}
+
+/// Reads one segment into `buf` and scans it.
+fn scan_file(
+    fs: &dyn FileSystem,
+    file: &SegmentFile,
+    sealed: bool,
+    buf: &mut Vec<u8>,
+) -> Result<AnalyzedSegment> {
+    let handle = fs
+        .open_read(&file.path)
+        .map_err(|e| Error::io("open segment", &file.path, e))?;
+    let len = usize::try_from(file.file_bytes).unwrap_or(usize::MAX);
+    buf.clear();
+    buf.resize(len, 0);
+    read_exact_at(handle.as_ref(), buf, 0).map_err(|e| Error::io("read segment", &file.path, e))?;
+    let mut offsets = Vec::new();
+    let mut scan = scan_segment(buf, file.name_index, sealed, |offset, _, _| {
+        offsets.push(u32::try_from(offset).unwrap_or(u32::MAX));
+    });
+    if file.file_bytes > u64::from(u32::MAX) {
+        scan.end = SegmentEnd::Corrupt {
+            offset: 0,
+            reason: "segment larger than 4 GiB".to_string(),
+        };
+    }
+    Ok(AnalyzedSegment {
+        file: file.clone(),
+        scan,
+        offsets,
     })
 }
 
