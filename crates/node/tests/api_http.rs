@@ -21,6 +21,7 @@ use steward_node::client::{Client, Url};
 #[derive(Clone, Default)]
 struct Fake {
     id: u64,
+    test_mode: bool,
     leader: Option<(u64, Option<SocketAddr>)>,
     jobs: Arc<Mutex<BTreeMap<u64, JobView>>>,
     keys: Arc<Mutex<BTreeMap<(String, String), u64>>>,
@@ -43,6 +44,10 @@ fn view(id: u64, request: &SubmitJobRequest) -> JobView {
         id,
         name: request.name.clone().unwrap_or_else(|| "job".into()),
         status: JobStatus::Pending,
+        cancelling: false,
+        fence_token: 1,
+        idempotency_key: None,
+        namespace: None,
         labels: request.labels.clone(),
         workflows: request
             .workflows
@@ -53,19 +58,27 @@ fn view(id: u64, request: &SubmitJobRequest) -> JobView {
                 cores: w.cores.unwrap_or(1) as u32,
                 status: "pending".into(),
                 attempt: 0,
+                worker: None,
+                last_error: None,
+                exit_code: None,
             })
             .collect(),
-        timeout_ms: request.timeout_ms.map(|t| t as u64),
+        timeout_ms: request.timeout_ms.unwrap_or(3_600_000) as u64,
+        total_extensions_granted_ms: 0,
         submitted_at_ms: 1,
         finished_at_ms: None,
         reason: None,
-        fence_token: 1,
+        retries_used: 0,
     }
 }
 
 impl Backend for Fake {
     fn node_id(&self) -> u64 {
         self.id
+    }
+
+    fn test_mode(&self) -> bool {
+        self.test_mode
     }
 
     async fn submit(
@@ -787,16 +800,13 @@ async fn client_round_trip_fails_over_and_metrics_count_requests() {
 
 #[tokio::test]
 async fn test_only_route_is_reachable_only_in_test_mode() {
-    let options = ApiOptions {
-        test_mode: true,
-        ..ApiOptions::default()
-    };
     let (base, _) = spawn(
         Fake {
             id: 1,
+            test_mode: true,
             ..Default::default()
         },
-        options,
+        ApiOptions::default(),
     )
     .await;
     let http = reqwest::Client::new();

@@ -69,6 +69,9 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// This node's id.
     fn node_id(&self) -> u64;
 
+    /// Whether the `/v1/test-only/…` routes are enabled (`NodeConfig::test_mode`).
+    fn test_mode(&self) -> bool;
+
     /// Submits a validated job. `Ok` carries whether it was a duplicate.
     fn submit(
         &self,

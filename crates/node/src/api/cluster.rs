@@ -72,7 +72,7 @@ pub async fn complete_workflow_for_test<B: Backend>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !state.options.test_mode {
+    if !state.backend.test_mode() {
         return ApiError::new(
             StatusCode::NOT_FOUND,
             ErrorCode::TestOnlyDisabled,

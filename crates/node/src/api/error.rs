@@ -50,6 +50,8 @@ pub enum ErrorCode {
     Timeout,
     /// The node is shutting down.
     ShuttingDown,
+    /// A bounded resource is full (e.g. live idempotency keys); retry later.
+    CapacityExceeded,
     /// A test-only route was called on a node without `test_mode`.
     TestOnlyDisabled,
     /// An unexpected server-side failure (storage, Raft); the message says where.

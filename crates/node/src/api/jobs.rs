@@ -18,7 +18,7 @@ use super::types::{
     CancelJobRequest, JobStatus, SubmitJobRequest, DEFAULT_NAMESPACE, IDEMPOTENCY_KEY_HEADER,
     NAMESPACE_HEADER,
 };
-use super::{respond, validate, ApiState};
+use super::{convert, respond, validate, ApiState};
 
 /// Page size of `GET /v1/jobs` when `limit` is absent. Default: 100.
 pub const LIST_LIMIT_DEFAULT: usize = 100;
@@ -46,10 +46,15 @@ pub async fn submit<B: Backend>(
 
 fn parse_submit(headers: &HeaderMap, body: &[u8]) -> ApiResult<(SubmitContext, SubmitJobRequest)> {
     extract::require_json_content_type(headers)?;
-    let namespace = header_text(headers, NAMESPACE_HEADER)?;
-    let idempotency_key = header_text(headers, IDEMPOTENCY_KEY_HEADER)?;
+    let namespace = header_text(headers, NAMESPACE_HEADER, validate::NAMESPACE_BYTES_MAX)?;
+    let idempotency_key = header_text(headers, IDEMPOTENCY_KEY_HEADER, validate::KEY_BYTES_MAX)?;
     let request: SubmitJobRequest = extract::parse_json(body)?;
     validate::submit(&request)?;
+    // The state machine's own checks too (same limits), so a follower refuses bad input
+    // without a round trip to the leader.
+    convert::job_spec(request.clone())
+        .validate()
+        .map_err(|reason| convert::rejection(&reason))?;
     let context = SubmitContext {
         namespace: namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
         idempotency_key,
@@ -57,14 +62,14 @@ fn parse_submit(headers: &HeaderMap, body: &[u8]) -> ApiResult<(SubmitContext, S
     Ok((context, request))
 }
 
-fn header_text(headers: &HeaderMap, name: &str) -> ApiResult<Option<String>> {
+fn header_text(headers: &HeaderMap, name: &str, bytes_max: usize) -> ApiResult<Option<String>> {
     let Some(value) = headers.get(name) else {
         return Ok(None);
     };
     let text = value
         .to_str()
         .map_err(|_| ApiError::invalid_field(name, "header must be visible ASCII"))?;
-    validate::header_token(name, text)?;
+    validate::header_token(name, text, bytes_max)?;
     Ok(Some(text.to_owned()))
 }
 

@@ -10,11 +10,13 @@
 
 mod backend;
 mod cluster;
+pub mod convert;
 mod error;
 mod extract;
 mod forward;
 mod jobs;
 mod metrics;
+mod node_backend;
 mod ops;
 mod respond;
 pub mod types;
@@ -36,6 +38,7 @@ pub use error::{ApiError, ApiResult, ErrorBody, ErrorCode, ErrorDetail, RETRY_AF
 pub use extract::{parse_duration, BODY_BYTES_MAX};
 pub use jobs::{LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, WAIT_DEFAULT};
 pub use metrics::{PromText, RequestMetrics};
+pub use node_backend::{node_error, render_node_metrics, TEST_WORKER_ID};
 pub use ops::not_ready_reason;
 pub use validate::{CORES_MAX, NAME_BYTES_MAX, TIMEOUT_MS_MAX, WORKFLOWS_PER_JOB_MAX};
 
@@ -43,8 +46,6 @@ pub use validate::{CORES_MAX, NAME_BYTES_MAX, TIMEOUT_MS_MAX, WORKFLOWS_PER_JOB_
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiOptions {
-    /// Enables the `/v1/test-only/…` routes. Default: false. Never enable in production.
-    pub test_mode: bool,
     /// Deadline for a request forwarded to the leader, in ms. Default: 30 000. Minimum: 100.
     pub forward_timeout_ms: u64,
     /// Longest `wait` long-poll; longer `timeout=` values are clamped. Default: 300 000 ms.
@@ -55,7 +56,6 @@ pub struct ApiOptions {
 impl Default for ApiOptions {
     fn default() -> Self {
         Self {
-            test_mode: false,
             forward_timeout_ms: 30_000,
             wait_max_ms: 300_000,
         }

@@ -60,19 +60,18 @@ pub struct WorkflowSpec {
     pub timeout_ms: Option<i64>,
 }
 
-/// Job status as the API reports it. Terminal: completed, failed, cancelled, timed_out.
+/// Job status as the API reports it. Terminal: completed, failed, cancelled, timed_out. A job
+/// being cancelled stays `running` with `cancelling: true` until its workflows have stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
-    /// Accepted, no workflow started yet.
+    /// Accepted, no workflow dispatched yet.
     Pending,
-    /// At least one workflow dispatched or running.
+    /// At least one workflow dispatched.
     Running,
-    /// Cancel requested; waiting for workflows to stop.
-    Cancelling,
     /// Every workflow completed.
     Completed,
-    /// At least one workflow failed for good.
+    /// Every workflow is terminal and at least one did not complete.
     Failed,
     /// Cancelled by a client.
     Cancelled,
@@ -82,10 +81,9 @@ pub enum JobStatus {
 
 impl JobStatus {
     /// Every status, in lifecycle order (for metrics and `--status` help).
-    pub const ALL: [JobStatus; 7] = [
+    pub const ALL: [JobStatus; 6] = [
         JobStatus::Pending,
         JobStatus::Running,
-        JobStatus::Cancelling,
         JobStatus::Completed,
         JobStatus::Failed,
         JobStatus::Cancelled,
@@ -94,10 +92,7 @@ impl JobStatus {
 
     /// Whether the status is absorbing.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled | JobStatus::TimedOut
-        )
+        !matches!(self, JobStatus::Pending | JobStatus::Running)
     }
 
     /// The snake_case name used on the wire and in query strings.
@@ -105,7 +100,6 @@ impl JobStatus {
         match self {
             JobStatus::Pending => "pending",
             JobStatus::Running => "running",
-            JobStatus::Cancelling => "cancelling",
             JobStatus::Completed => "completed",
             JobStatus::Failed => "failed",
             JobStatus::Cancelled => "cancelled",
@@ -128,30 +122,45 @@ impl std::fmt::Display for JobStatus {
 /// A job as returned by every job route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobView {
-    /// Cluster-wide id, assigned at apply from the log index.
+    /// Cluster-wide id, derived at apply from the log index (`index * 1000 + ordinal`).
     pub id: u64,
     /// Human-readable name.
     pub name: String,
     /// Current status.
     pub status: JobStatus,
+    /// A cancel was accepted and workflows are still stopping.
+    #[serde(default)]
+    pub cancelling: bool,
+    /// The fence token in force (a cancel may present it).
+    pub fence_token: u64,
+    /// The idempotency key it was submitted with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// The namespace scoping that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     /// Labels as submitted.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Workflows and their statuses.
     pub workflows: Vec<WorkflowView>,
-    /// Whole-job timeout in milliseconds, if any.
+    /// Whole-job timeout in milliseconds (before extensions).
+    pub timeout_ms: u64,
+    /// Extensions granted in total, in milliseconds.
     #[serde(default)]
-    pub timeout_ms: Option<u64>,
+    pub total_extensions_granted_ms: u64,
     /// Leader stamp (ms since the Unix epoch) of the submit.
     pub submitted_at_ms: u64,
     /// Leader stamp of the transition to a terminal status.
     #[serde(default)]
     pub finished_at_ms: Option<u64>,
-    /// Why the job ended as it did (failed workflows, timeout reason, cancel reason).
-    #[serde(default)]
+    /// Why the job ended as it did (failed workflows, timeout reason), when it says more than
+    /// the status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The job's current fence token (cancels may carry it).
-    pub fence_token: u64,
+    /// Retries spent from the job's budget.
+    #[serde(default)]
+    pub retries_used: u32,
 }
 
 /// A workflow inside a [`JobView`].
@@ -166,9 +175,18 @@ pub struct WorkflowView {
     /// Status in snake_case (`pending`, `dispatched`, `running`, `completed`, `failed`,
     /// `cancelling`, `cancelled`).
     pub status: String,
-    /// Attempt number, starting at 1 once dispatched (0 before).
+    /// Dispatch attempt: 0 before the first dispatch.
     #[serde(default)]
     pub attempt: u32,
+    /// Worker of the current attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<u64>,
+    /// Last failure message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Last exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
 }
 
 /// `POST /v1/jobs` response (201 created, 200 duplicate).
@@ -197,9 +215,6 @@ pub struct CancelJobRequest {
     /// When given, must equal the job's fence token or the cancel is refused (409).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence_token: Option<u64>,
-    /// Free-form reason recorded with the cancel.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
 }
 
 /// What a cancel did.

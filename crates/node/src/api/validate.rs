@@ -1,27 +1,31 @@
 //! Validation of request bodies beyond what their types enforce: non-empty commands, positive
 //! cores and timeouts, bounded sizes. Every failure names the offending field as a path.
 //!
-//! It deliberately does not check anything that depends on cluster state (duplicate keys,
-//! unknown jobs): that is the state machine's `decide`, run on the leader.
+//! The limits are the state machine's own, so the API and `decide` never disagree; the spec is
+//! validated again by the state machine (`JobSpec::validate`) after conversion. It deliberately
+//! does not check anything that depends on cluster state (duplicate keys, unknown jobs): that is
+//! the state machine's `decide`, run on the leader.
 
 use std::collections::BTreeSet;
 
 use super::error::{ApiError, ApiResult};
 use super::types::SubmitJobRequest;
 
-/// Most workflows one job may have. Default: 1024. Minimum: 1.
-pub const WORKFLOWS_PER_JOB_MAX: usize = 1024;
-/// Most cores one workflow may ask for. Default: 4096.
-pub const CORES_MAX: i64 = 4096;
-/// Longest job, workflow or label name, in bytes. Default: 256.
-pub const NAME_BYTES_MAX: usize = 256;
-/// Longest accepted timeout: 30 days in milliseconds.
-pub const TIMEOUT_MS_MAX: i64 = 30 * 24 * 3600 * 1000;
-/// Longest idempotency key or namespace, in bytes. Default: 256.
-pub const KEY_BYTES_MAX: usize = 256;
+/// Most workflows one job may have (the state machine's limit).
+pub const WORKFLOWS_PER_JOB_MAX: usize = steward_statemachine::WORKFLOWS_PER_JOB_MAX;
+/// Most cores one workflow may ask for (the state machine's limit).
+pub const CORES_MAX: i64 = steward_statemachine::CORES_MAX as i64;
+/// Longest job, workflow or label name, in bytes (the state machine's limit).
+pub const NAME_BYTES_MAX: usize = steward_statemachine::NAME_BYTES_MAX;
+/// Longest accepted timeout in milliseconds (the state machine's limit).
+pub const TIMEOUT_MS_MAX: i64 = steward_statemachine::TIMEOUT_MS_MAX as i64;
+/// Longest idempotency key, in bytes (the state machine's limit).
+pub const KEY_BYTES_MAX: usize = steward_statemachine::KEY_BYTES_MAX;
+/// Longest namespace, in bytes (the state machine's limit).
+pub const NAMESPACE_BYTES_MAX: usize = steward_statemachine::NAMESPACE_BYTES_MAX;
 
 const _: () = assert!(WORKFLOWS_PER_JOB_MAX >= 1);
-const _: () = assert!(CORES_MAX >= 1 && CORES_MAX <= u32::MAX as i64);
+const _: () = assert!(CORES_MAX >= 1);
 
 /// Checks a submit body; the first problem found is returned, naming its field.
 pub fn submit(request: &SubmitJobRequest) -> ApiResult<()> {
@@ -86,12 +90,12 @@ pub fn submit(request: &SubmitJobRequest) -> ApiResult<()> {
     Ok(())
 }
 
-/// Checks an idempotency key or namespace header value.
-pub fn header_token(header: &str, value: &str) -> ApiResult<()> {
-    if value.is_empty() || value.len() > KEY_BYTES_MAX {
+/// Checks an idempotency key or namespace header value against `bytes_max`.
+pub fn header_token(header: &str, value: &str, bytes_max: usize) -> ApiResult<()> {
+    if value.is_empty() || value.len() > bytes_max {
         return Err(ApiError::invalid_field(
             header,
-            format!("must be 1 to {KEY_BYTES_MAX} bytes"),
+            format!("must be 1 to {bytes_max} bytes"),
         ));
     }
     Ok(())
