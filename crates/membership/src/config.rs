@@ -141,6 +141,10 @@ impl Default for Config {
 /// Smallest accepted `packet_bytes_max`: room for a header, a coordinate and a few updates.
 pub const PACKET_BYTES_MIN: usize = 512;
 
+/// Longest accepted duration field (a week): keeps every deadline computation far from
+/// overflow whatever the scaling factors.
+pub const DURATION_MAX_MS: u64 = 7 * 24 * 3600 * 1000;
+
 impl Config {
     /// Plain SWIM: Lifeguard and Vivaldi-adaptive timeouts off (the comparison baseline).
     pub fn plain_swim() -> Self {
@@ -173,6 +177,31 @@ impl Config {
         }
         if self.packet_bytes_max < PACKET_BYTES_MIN {
             return bad("packet_bytes_max", "must be at least 512");
+        }
+        let durations = [
+            ("probe_interval_ms", self.probe_interval_ms),
+            ("gossip_interval_ms", self.gossip_interval_ms),
+            ("push_pull_interval_ms", self.push_pull_interval_ms),
+            ("dead_retention_ms", self.dead_retention_ms),
+            ("refute_interval_ms", self.refute_interval_ms),
+            ("join_retry_ms", self.join_retry_ms),
+            (
+                "confirmation.gate.passive_timeout_ms",
+                self.confirmation.gate.passive_timeout_ms,
+            ),
+            (
+                "confirmation.manager.passive_timeout_ms",
+                self.confirmation.manager.passive_timeout_ms,
+            ),
+            (
+                "confirmation.worker.passive_timeout_ms",
+                self.confirmation.worker.passive_timeout_ms,
+            ),
+        ];
+        for (field, value) in durations {
+            if value > DURATION_MAX_MS {
+                return bad(field, "must be at most a week (604 800 000 ms)");
+            }
         }
         if self.join_retry_ms == 0 {
             return bad("join_retry_ms", "must be at least 1");

@@ -25,7 +25,7 @@ mod types;
 pub mod vivaldi;
 pub mod wire;
 
-pub use config::{Config, ConfirmationConfig, RoleConfirmation, PACKET_BYTES_MIN};
+pub use config::{Config, ConfirmationConfig, RoleConfirmation, DURATION_MAX_MS, PACKET_BYTES_MIN};
 pub use error::{Error, Result};
 pub use lifeguard::{suspicion_base_ms, suspicion_timeout_ms};
 pub use membership::Membership;

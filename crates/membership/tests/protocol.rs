@@ -163,3 +163,130 @@ fn an_invalid_config_is_refused() {
     };
     assert!(Membership::new(config, NodeId(1), addr(1), Role::Worker, 1).is_err());
 }
+
+mod fuzz {
+    //! Random but well-formed datagrams and timer firings: the state machine never panics and
+    //! never lists itself as a member.
+
+    use super::*;
+    use proptest::prelude::*;
+    use steward_membership::wire::{Update, UpdateKind};
+
+    fn id() -> impl Strategy<Value = u64> {
+        0u64..6
+    }
+
+    fn update() -> impl Strategy<Value = Update> {
+        (id(), 0u64..5, 0u8..4, id(), 0u8..3).prop_map(|(i, inc, k, from, role)| Update {
+            id: NodeId(i),
+            addr: addr(i),
+            role: [Role::Gate, Role::Manager, Role::Worker][role as usize],
+            incarnation: Incarnation(inc),
+            kind: match k {
+                0 => UpdateKind::Alive,
+                1 => UpdateKind::Suspect { from: NodeId(from) },
+                2 => UpdateKind::Dead { from: NodeId(from) },
+                _ => UpdateKind::Left,
+            },
+        })
+    }
+
+    fn message() -> impl Strategy<Value = Message> {
+        (0u8..7, 0u32..20, id(), any::<bool>()).prop_map(|(k, seq, target, flag)| match k {
+            0 => Message::Ping {
+                seq,
+                target: NodeId(target),
+                coordinate: None,
+                suspicion: flag.then_some(Incarnation(u64::from(seq % 3))),
+            },
+            1 => Message::Ack {
+                seq,
+                coordinate: None,
+            },
+            2 => Message::PingReq {
+                seq,
+                target: NodeId(target),
+                target_addr: addr(target),
+            },
+            3 => Message::IndirectAck {
+                seq,
+                target: NodeId(target),
+            },
+            4 => Message::Nack {
+                seq,
+                target: NodeId(target),
+            },
+            5 => Message::Gossip,
+            _ => Message::PushPull { reply: flag },
+        })
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Packet {
+            sender: u64,
+            incarnation: u64,
+            message: Message,
+            updates: Vec<Update>,
+        },
+        Timer(usize),
+        Leave,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            6 => (id(), 0u64..5, message(), proptest::collection::vec(update(), 0..4)).prop_map(
+                |(sender, incarnation, message, updates)| Step::Packet {
+                    sender,
+                    incarnation,
+                    message,
+                    updates
+                }
+            ),
+            4 => (0usize..64).prop_map(Step::Timer),
+            1 => Just(Step::Leave),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn random_traffic_never_panics(steps in proptest::collection::vec(step(), 1..60)) {
+            let mut node = node(0);
+            let mut timers: Vec<TimerToken> = Vec::new();
+            let mut now = 0u64;
+            let collect = |effects: Vec<Effect>, timers: &mut Vec<TimerToken>| {
+                for effect in effects {
+                    if let Effect::SetTimer { token, .. } = effect {
+                        timers.push(token);
+                    }
+                }
+            };
+            collect(node.join(&[addr(1)], now), &mut timers);
+            for step in steps {
+                now += 137;
+                match step {
+                    Step::Packet { sender, incarnation, message, updates } => {
+                        let bytes = encode(&Packet {
+                            sender: NodeId(sender),
+                            sender_addr: addr(sender),
+                            sender_role: Role::Manager,
+                            sender_incarnation: Incarnation(incarnation),
+                            message,
+                            updates,
+                        })
+                        .unwrap_or_else(|e| panic!("encode: {e}"));
+                        collect(node.handle_packet(addr(sender), &bytes, now), &mut timers);
+                    }
+                    Step::Timer(i) => {
+                        if !timers.is_empty() {
+                            let token = timers.remove(i % timers.len());
+                            collect(node.handle_timer(token, now), &mut timers);
+                        }
+                    }
+                    Step::Leave => collect(node.leave(now), &mut timers),
+                }
+                prop_assert!(node.member(NodeId(0)).is_none(), "listed itself");
+            }
+        }
+    }
+}

@@ -15,14 +15,11 @@ impl Membership {
         };
         let policy = self.config.confirmation.for_role(role);
         self.pending.insert(id, 0);
-        self.set_timer(
-            self.now_ms + policy.passive_timeout_ms,
-            TimerKind::ConfirmExpire { id },
-        );
+        self.set_timer_in(policy.passive_timeout_ms, TimerKind::ConfirmExpire { id });
         if policy.attempts > 0 {
             // A little jitter so a burst of newly learned members is not pinged all at once.
             let jitter = self.rng.below(self.config.probe_interval_ms as usize) as u64;
-            self.set_timer(self.now_ms + jitter, TimerKind::ConfirmAttempt { id });
+            self.set_timer_in(jitter, TimerKind::ConfirmAttempt { id });
         }
     }
 
@@ -47,11 +44,11 @@ impl Membership {
         self.metrics.confirmation_attempts += 1;
         if let Some(seq) = self.send_ping(id, Purpose::Confirm) {
             let timeout = self.probe_timeout_ms(id);
-            self.set_timer(self.now_ms + timeout, TimerKind::ConfirmTimeout { seq });
+            self.set_timer_in(timeout, TimerKind::ConfirmTimeout { seq });
         }
         if made < policy.attempts {
             let spacing = policy.passive_timeout_ms / u64::from(policy.attempts);
-            self.set_timer(self.now_ms + spacing, TimerKind::ConfirmAttempt { id });
+            self.set_timer_in(spacing, TimerKind::ConfirmAttempt { id });
         }
     }
 

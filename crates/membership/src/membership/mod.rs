@@ -179,15 +179,12 @@ impl Membership {
         if !self.started {
             self.started = true;
             let jitter = self.rng.below(self.config.probe_interval_ms as usize) as u64;
-            self.set_timer(now_ms + jitter, TimerKind::ProbeTick);
+            self.set_timer_in(jitter, TimerKind::ProbeTick);
             if self.config.gossip_interval_ms > 0 {
-                self.set_timer(now_ms + self.config.gossip_interval_ms, TimerKind::Gossip);
+                self.set_timer_in(self.config.gossip_interval_ms, TimerKind::Gossip);
             }
             if self.config.push_pull_interval_ms > 0 {
-                self.set_timer(
-                    now_ms + self.config.push_pull_interval_ms,
-                    TimerKind::PushPull,
-                );
+                self.set_timer_in(self.config.push_pull_interval_ms, TimerKind::PushPull);
             }
         }
         std::mem::take(&mut self.effects)

@@ -22,6 +22,11 @@ impl Membership {
         });
     }
 
+    /// Arm a timer for `kind` in `delay_ms` (saturating: a clock near its end cannot wrap).
+    pub(super) fn set_timer_in(&mut self, delay_ms: u64, kind: TimerKind) {
+        self.set_timer(self.now_ms.saturating_add(delay_ms), kind);
+    }
+
     /// Report a member event.
     pub(super) fn emit(&mut self, event: MemberEvent) {
         self.effects.push(Effect::Event(event));

@@ -122,11 +122,11 @@ impl Membership {
         };
         self.last_probe_urgent = urgent.is_some();
         let Some(target) = urgent.or_else(|| self.next_probe_target()) else {
-            self.set_timer(self.now_ms + interval, TimerKind::ProbeTick);
+            self.set_timer_in(interval, TimerKind::ProbeTick);
             return;
         };
         let Some(seq) = self.send_ping(target, Purpose::Probe) else {
-            self.set_timer(self.now_ms + interval, TimerKind::ProbeTick);
+            self.set_timer_in(interval, TimerKind::ProbeTick);
             return;
         };
         self.metrics.probes_sent += 1;
@@ -141,12 +141,12 @@ impl Membership {
         // The indirect phase gets as long as the direct one (relays nack within 80% of it).
         // The next probe starts after one interval whatever this one's timeout: a distant or
         // unknown peer's long timeout must not slow the probing of everyone else.
-        self.set_timer(self.now_ms + timeout, TimerKind::ProbeDirectTimeout { seq });
-        self.set_timer(
-            self.now_ms + interval.max(timeout * 2),
+        self.set_timer_in(timeout, TimerKind::ProbeDirectTimeout { seq });
+        self.set_timer_in(
+            interval.max(timeout.saturating_mul(2)),
             TimerKind::ProbeEnd { seq },
         );
-        self.set_timer(self.now_ms + interval, TimerKind::ProbeTick);
+        self.set_timer_in(interval, TimerKind::ProbeTick);
     }
 
     pub(super) fn probe_direct_timeout(&mut self, seq: u32) {
@@ -240,10 +240,7 @@ impl Membership {
         // Nack before the requester's indirect window closes (it is as long as its direct
         // timeout, which is about ours), so a healthy relay's nack is never counted as missed.
         let timeout = self.probe_timeout_ms(target) * RELAY_NACK_PERCENT / 100;
-        self.set_timer(
-            self.now_ms + timeout.max(1),
-            TimerKind::RelayTimeout { seq },
-        );
+        self.set_timer_in(timeout.max(1), TimerKind::RelayTimeout { seq });
     }
 
     pub(super) fn relay_timeout(&mut self, seq: u32) {
@@ -273,10 +270,7 @@ impl Membership {
                 }
             }
         }
-        self.set_timer(
-            self.now_ms + self.config.gossip_interval_ms,
-            TimerKind::Gossip,
-        );
+        self.set_timer_in(self.config.gossip_interval_ms, TimerKind::Gossip);
     }
 
     pub(super) fn push_pull_tick(&mut self) {
@@ -296,10 +290,7 @@ impl Membership {
                 }
             }
         }
-        self.set_timer(
-            self.now_ms + self.config.push_pull_interval_ms,
-            TimerKind::PushPull,
-        );
+        self.set_timer_in(self.config.push_pull_interval_ms, TimerKind::PushPull);
     }
 
     /// Send our state to every seed, and retry later while none has answered.
@@ -311,10 +302,7 @@ impl Membership {
         for seed in self.seeds.clone() {
             self.send_state(seed, true);
         }
-        self.set_timer(
-            self.now_ms + self.config.join_retry_ms,
-            TimerKind::JoinRetry,
-        );
+        self.set_timer_in(self.config.join_retry_ms, TimerKind::JoinRetry);
     }
 
     /// Gossip a fact about ourselves.

@@ -46,7 +46,7 @@ impl Membership {
             return;
         }
         if let Some(last) = self.last_refute_ms {
-            if self.now_ms < last + self.config.refute_interval_ms {
+            if self.now_ms < last.saturating_add(self.config.refute_interval_ms) {
                 return;
             }
         }
@@ -198,8 +198,8 @@ impl Membership {
         } else {
             MemberEvent::Left(snapshot)
         });
-        self.set_timer(
-            now + self.config.dead_retention_ms,
+        self.set_timer_in(
+            self.config.dead_retention_ms,
             TimerKind::Reap { id, since_ms: now },
         );
     }
@@ -244,7 +244,7 @@ impl Membership {
             (base * scale, base * scale, 0)
         };
         let timeout = suspicion_timeout_ms(min_ms, max_ms, k, 0);
-        let deadline_ms = now + timeout.round() as u64;
+        let deadline_ms = now.saturating_add(timeout.round() as u64);
         let Some(member) = self.members.get_mut(&id) else {
             return;
         };
@@ -285,7 +285,7 @@ impl Membership {
             suspicion.k,
             confirmations,
         );
-        let deadline = suspicion.started_ms + timeout.round() as u64;
+        let deadline = suspicion.started_ms.saturating_add(timeout.round() as u64);
         if deadline < suspicion.deadline_ms {
             suspicion.deadline_ms = deadline;
             let at = deadline.max(self.now_ms);
