@@ -1,7 +1,12 @@
 //! The `steward` binary: clap parsing, then one call into the code that does the work.
 
 mod bench;
+mod cluster_cmd;
+mod dev;
+mod job_cmd;
 mod log_cmd;
+mod output;
+mod server;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +23,14 @@ enum Command {
     /// Benchmarks, side by side with the peers steward is measured against.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run one manager (TOML config, flags, STEWARD_* environment variables).
+    Server(server::ServerArgs),
+    /// Start a local 3-manager cluster on loopback (data in ./.steward/dev).
+    Dev(dev::DevArgs),
+    /// Submit, inspect, wait for and cancel jobs on a running cluster.
+    Job(job_cmd::JobArgs),
+    /// Inspect and change the manager group (status, transfer-leader, join, remove).
+    Cluster(cluster_cmd::ClusterArgs),
     /// Offline tools for a write-ahead log directory: inspect, verify, dump, repair.
     Log(log_cmd::LogArgs),
 }
@@ -25,6 +38,10 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Bench(command) => bench::run(command),
+        Command::Server(args) => server::run(args),
+        Command::Dev(args) => dev::run(args),
+        Command::Job(args) => job_cmd::run(args),
+        Command::Cluster(args) => cluster_cmd::run(args),
         Command::Log(args) => log_cmd::run(args),
     }
 }
