@@ -11,6 +11,21 @@
 //! `vivaldi` (coordinates), `lifeguard` (local health and suspicion timeout arithmetic),
 //! `gossip` (the piggyback queue), `membership` (the state machine), `metrics`, `error`.
 //!
+//! The adapter's loop, in outline (the node's UDP task):
+//!
+//! ```text
+//! let mut m = Membership::new(config, id, bind_addr, role, seed)?;
+//! apply(m.join(&seeds, now_ms()));
+//! loop {
+//!     select! {
+//!         (bytes, from) = socket.recv_from() => apply(m.handle_packet(from, &bytes, now_ms())),
+//!         token = timers.next_expired()      => apply(m.handle_timer(token, now_ms())),
+//!     }
+//! }
+//! // apply: Send → socket.send_to; SetTimer → timers.insert(at_ms, token) (never cancelled,
+//! // stale tokens are ignored); Event → metrics, logs, WorkerLost for a dead worker.
+//! ```
+//!
 //! Not here: sockets, tokio, HTTP endpoints: the node's UDP adapter wraps this crate.
 #![deny(missing_docs)]
 

@@ -1,8 +1,10 @@
 //! Counters and gauges the state machine keeps about itself, for the node's metrics endpoint.
 //! Plain numbers; exporting them is the node's job.
 
-/// A snapshot of the membership metrics.
-#[derive(Debug, Clone, Default, PartialEq)]
+use serde::Serialize;
+
+/// A snapshot of the membership metrics (serde so the node can serve it as JSON).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Metrics {
     /// Members per state (excluding ourselves).
     pub members_unconfirmed: usize,

@@ -55,8 +55,8 @@ pub enum MemberState {
     Left,
 }
 
-/// A snapshot of one member as the local node sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A snapshot of one member as the local node sees it (serde so the node can serve it as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     /// Identity.
     pub id: NodeId,
