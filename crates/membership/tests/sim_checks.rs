@@ -3,7 +3,7 @@
 
 mod sim;
 
-use sim::experiments::{cluster, detection, false_positives, quantile, Kind};
+use sim::experiments::{cluster, detection, false_positives, Kind};
 
 const SEED: u64 = 0x5EED_0001;
 
