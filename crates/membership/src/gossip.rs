@@ -40,7 +40,7 @@ impl Broadcasts {
         self.queue.len()
     }
 
-    /// The queued update about `id`, if any, first in line (for the buddy system).
+    /// Move the queued update about `id`, if any, to the front of the line (buddy system).
     pub(crate) fn prioritise(&mut self, id: NodeId) {
         if let Some(q) = self.queue.iter_mut().find(|q| q.update.id == id) {
             q.transmits = 0;

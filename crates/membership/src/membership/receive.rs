@@ -48,6 +48,15 @@ impl Membership {
             kind: UpdateKind::Alive,
         };
         self.apply_alive(&claim, true);
+        // A member we hold DEAD is talking to us without having refuted: make sure our reply
+        // carries its death, so it refutes (with a higher incarnation) right away.
+        if let Some(member) = self.members.get(&packet.sender) {
+            if member.state == MemberState::Dead {
+                let update = Self::member_update(member, UpdateKind::Dead { from: self.self_id });
+                // A fresh entry goes first in line.
+                self.broadcasts.push(update);
+            }
+        }
     }
 
     fn dispatch(&mut self, from: SocketAddr, packet: Packet) {
