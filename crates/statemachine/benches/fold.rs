@@ -36,9 +36,11 @@ fn main() -> BenchResult<()> {
         .skip(1)
         .filter(|arg| !arg.starts_with("--"))
         .collect();
-    if let [child, kind] = args.as_slice() {
-        if child == "memory-child" {
-            return memory_child(kind);
+    if let [role, case] = args.as_slice() {
+        match role.as_str() {
+            "memory-child" => return memory_child(case),
+            "snapshot-child" => return snapshot_child(case),
+            _ => {}
         }
     }
     let wanted = |section: &str| args.is_empty() || args.iter().any(|arg| arg == section);
@@ -85,48 +87,60 @@ fn fold_section() -> BenchResult<()> {
     Ok(())
 }
 
+/// Each case in a child process: a fresh heap, as at a node's start (freed memory from an
+/// earlier case would otherwise make the allocator's free lists part of the measurement).
 fn snapshot_section() -> BenchResult<()> {
-    let (template, workers) = finished_job_template()?;
-    let cases = [
-        ("1 M jobs, all kept in full", JOBS),
-        ("1 M jobs, all compacted", 0),
-        (
-            "1 M jobs, default retention",
-            RETAINED_FINISHED_JOBS_DEFAULT,
-        ),
-    ];
-    for (label, retained) in cases {
-        let state = many_jobs(&template, &workers, JOBS, retained)?;
-        let (bytes, snapshot_time) = timed(|| snapshot(&state));
-        let bytes = bytes?;
-        print_row(&format!("snapshot: {label}"), JOBS, snapshot_time, "jobs");
-        let (restored, restore_time) = timed(|| restore(&bytes));
-        let restored = restored?;
-        print_row(&format!("restore: {label}"), JOBS, restore_time, "jobs");
-        let (hash, hash_time) = timed(|| state_hash(&restored));
-        print_row(&format!("state_hash: {label}"), JOBS, hash_time, "jobs");
-        if hash != state_hash(&state) {
-            return Err("restore changed the state".into());
-        }
-        println!(
-            "  (snapshot: {} bytes, {} per job)",
-            bytes.len(),
-            bytes.len() as u64 / JOBS
-        );
+    for case in ["full", "compacted", "default"] {
+        run_child("snapshot-child", case)?;
     }
     Ok(())
 }
 
+fn snapshot_child(case: &str) -> BenchResult<()> {
+    let (template, workers) = finished_job_template()?;
+    let (label, retained) = match case {
+        "full" => ("1 M jobs, all kept in full", JOBS),
+        "compacted" => ("1 M jobs, all compacted", 0),
+        _ => (
+            "1 M jobs, default retention",
+            RETAINED_FINISHED_JOBS_DEFAULT,
+        ),
+    };
+    let state = many_jobs(&template, &workers, JOBS, retained)?;
+    let (bytes, snapshot_time) = timed(|| snapshot(&state));
+    let bytes = bytes?;
+    print_row(&format!("snapshot: {label}"), JOBS, snapshot_time, "jobs");
+    let (restored, restore_time) = timed(|| restore(&bytes));
+    let restored = restored?;
+    print_row(&format!("restore: {label}"), JOBS, restore_time, "jobs");
+    let (hash, hash_time) = timed(|| state_hash(&restored));
+    print_row(&format!("state_hash: {label}"), JOBS, hash_time, "jobs");
+    if hash != state_hash(&state) {
+        return Err("restore changed the state".into());
+    }
+    println!(
+        "  (snapshot: {} bytes, {} per job)",
+        bytes.len(),
+        bytes.len() as u64 / JOBS
+    );
+    Ok(())
+}
+
+fn run_child(role: &str, case: &str) -> BenchResult<()> {
+    let output = Command::new(std::env::current_exe()?)
+        .args([role, case])
+        .output()?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(format!("{role} {case} failed: {stderr}").into());
+    }
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    Ok(())
+}
+
 fn memory_section() -> BenchResult<()> {
-    let executable = std::env::current_exe()?;
     for kind in ["full", "compacted"] {
-        let output = Command::new(&executable)
-            .args(["memory-child", kind])
-            .output()?;
-        if !output.status.success() {
-            return Err(format!("memory child {kind} failed").into());
-        }
-        print!("{}", String::from_utf8_lossy(&output.stdout));
+        run_child("memory-child", kind)?;
     }
     Ok(())
 }

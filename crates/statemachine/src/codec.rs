@@ -19,7 +19,7 @@ use serde::{Serialize, Serializer};
 
 use crate::{
     BodyHash, Error, Globals, IdempotencyEntry, IdempotencyKey, Job, JobId, JobSpec, Proposal,
-    Records, Result, State, Worker, WorkerId,
+    Result, State, Worker, WorkerId,
 };
 
 /// Magic at the start of every encoded proposal.
@@ -80,8 +80,13 @@ pub fn snapshot(state: &State) -> Result<Vec<u8>> {
 /// Rebuilds a state from a snapshot written by [`snapshot`].
 pub fn restore(bytes: &[u8]) -> Result<State> {
     let body = check_header(bytes, "snapshot", SNAPSHOT_MAGIC, SNAPSHOT_FORMAT_VERSION)?;
-    let records: Records = decode_exact(body, "snapshot")?;
-    State::from_owned_records(records)
+    let records: BoxedRecords = decode_exact(body, "snapshot")?;
+    State::from_boxed(
+        records.globals,
+        records.jobs,
+        records.idempotency,
+        records.workers,
+    )
 }
 
 /// FNV-1a 64 over the snapshot body: equal on every machine for equal records.
@@ -152,7 +157,19 @@ impl<K, V: Serialize> Serialize for Values<'_, K, V> {
     }
 }
 
-/// Borrowed twin of [`Records`]: encodes to the same bytes.
+/// Twin of [`crate::Records`] that decodes each job straight into its box (same bytes).
+#[derive(serde::Deserialize)]
+struct BoxedRecords {
+    globals: Globals,
+    // Boxed on purpose: the job map holds `Box<Job>`, so decoding straight into boxes
+    // saves a copy of every job.
+    #[allow(clippy::vec_box)]
+    jobs: Vec<Box<Job>>,
+    idempotency: Vec<IdempotencyEntry>,
+    workers: Vec<Worker>,
+}
+
+/// Borrowed twin of [`crate::Records`]: encodes to the same bytes.
 #[derive(Serialize)]
 struct RecordsRef<'a> {
     globals: &'a Globals,

@@ -32,6 +32,62 @@ pub(crate) struct Indexes {
 }
 
 impl Indexes {
+    /// Derives every index from records; `jobs` in id order. Collects sorted vectors and
+    /// builds each set in bulk.
+    pub fn build<'a>(jobs: impl Iterator<Item = &'a Job>, keys: &[IdempotencyEntry]) -> Indexes {
+        let mut by_status: BTreeMap<JobStatus, Vec<JobId>> = BTreeMap::new();
+        let mut pending = Vec::new();
+        let mut assignments: BTreeMap<WorkerId, Vec<(JobId, WorkflowId)>> = BTreeMap::new();
+        let mut cores_used: BTreeMap<WorkerId, u32> = BTreeMap::new();
+        let mut retained = Vec::new();
+        let mut cancelling = Vec::new();
+        for job in jobs {
+            by_status.entry(job.status).or_default().push(job.id);
+            for ((position, state), spec) in (0u32..).zip(&job.workflows).zip(&job.spec.workflows) {
+                let workflow = WorkflowId(position);
+                if state.status == WorkflowStatus::Pending {
+                    pending.push((job.id, workflow));
+                }
+                if let (true, Some(worker)) = (state.status.holds_worker(), state.worker) {
+                    assignments
+                        .entry(worker)
+                        .or_default()
+                        .push((job.id, workflow));
+                    *cores_used.entry(worker).or_default() += spec.cores;
+                }
+            }
+            if job.is_cancelling() {
+                cancelling.push(job.id);
+            }
+            if let (Some(finished_at_ms), false) = (job.finished_at_ms, job.compacted) {
+                retained.push((finished_at_ms, job.id));
+            }
+        }
+        cores_used.retain(|_, cores| *cores > 0);
+        let mut key_expiry: Vec<(u64, IdempotencyKey)> = keys
+            .iter()
+            .filter(|entry| entry.expires_at_ms != u64::MAX)
+            .map(|entry| (entry.expires_at_ms, entry.key.clone()))
+            .collect();
+        key_expiry.sort_unstable();
+        retained.sort_unstable();
+        Indexes {
+            by_status: by_status
+                .into_iter()
+                .map(|(status, ids)| (status, ids.into_iter().collect()))
+                .collect(),
+            pending_workflows: pending.into_iter().collect(),
+            assignments: assignments
+                .into_iter()
+                .map(|(worker, set)| (worker, set.into_iter().collect()))
+                .collect(),
+            cores_used,
+            key_expiry: key_expiry.into_iter().collect(),
+            retained_finished: retained.into_iter().collect(),
+            cancelling: cancelling.into_iter().collect(),
+        }
+    }
+
     pub fn add_job(&mut self, job: &Job) {
         self.by_status.entry(job.status).or_default().insert(job.id);
         for ((position, state), spec) in (0u32..).zip(&job.workflows).zip(&job.spec.workflows) {

@@ -162,39 +162,13 @@ impl State {
         idempotency: impl IntoIterator<Item = IdempotencyEntry>,
         workers: impl IntoIterator<Item = Worker>,
     ) -> Result<State> {
-        globals.config.validate()?;
-        let mut state = State::empty(globals.config.clone());
-        state.globals = globals;
-        for worker in workers {
-            let id = worker.id;
-            if state.workers.insert(id, worker).is_some() {
-                return Err(inconsistent(format!("worker {id} appears twice")));
-            }
-        }
-        for job in jobs {
-            check_job(&job, &state.workers)?;
-            state.index.add_job(&job);
-            let id = job.id;
-            if state.jobs.insert(id, Box::new(job)).is_some() {
-                return Err(inconsistent(format!("job {id} appears twice")));
-            }
-        }
-        for entry in idempotency {
-            if let Some(job) = entry.job {
-                if !state.jobs.contains_key(&job) {
-                    return Err(inconsistent(format!(
-                        "key {} names missing job {job}",
-                        entry.key
-                    )));
-                }
-            }
-            state.index.add_key(&entry);
-            let key = entry.key.clone();
-            if state.keys.insert(key.clone(), entry).is_some() {
-                return Err(inconsistent(format!("key {key} appears twice")));
-            }
-        }
-        Ok(state)
+        let jobs = jobs.into_iter().map(Box::new).collect();
+        State::from_boxed(
+            globals,
+            jobs,
+            idempotency.into_iter().collect(),
+            workers.into_iter().collect(),
+        )
     }
 
     /// [`State::from_records`] on owned [`Records`].
@@ -205,6 +179,66 @@ impl State {
             records.idempotency,
             records.workers,
         )
+    }
+
+    /// Builds the maps in bulk from sorted vectors (packed B-tree nodes, no per-record search):
+    /// this is the restore path for snapshots of a million jobs.
+    // Boxed on purpose: the job map holds `Box<Job>`, so decoding straight into boxes saves a
+    // copy of every job.
+    #[allow(clippy::vec_box)]
+    pub(crate) fn from_boxed(
+        globals: Globals,
+        mut jobs: Vec<Box<Job>>,
+        mut idempotency: Vec<IdempotencyEntry>,
+        mut workers: Vec<Worker>,
+    ) -> Result<State> {
+        globals.config.validate()?;
+        workers.sort_unstable_by_key(|worker| worker.id);
+        if let Some(pair) = workers.windows(2).find(|pair| pair[0].id == pair[1].id) {
+            return Err(inconsistent(format!("worker {} appears twice", pair[0].id)));
+        }
+        let workers: BTreeMap<WorkerId, Worker> = workers
+            .into_iter()
+            .map(|worker| (worker.id, worker))
+            .collect();
+        if !jobs.windows(2).all(|pair| pair[0].id < pair[1].id) {
+            jobs.sort_unstable_by_key(|job| job.id);
+            if let Some(pair) = jobs.windows(2).find(|pair| pair[0].id == pair[1].id) {
+                return Err(inconsistent(format!("job {} appears twice", pair[0].id)));
+            }
+        }
+        for job in &jobs {
+            check_job(job, &workers)?;
+        }
+        idempotency.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        if let Some(pair) = idempotency
+            .windows(2)
+            .find(|pair| pair[0].key == pair[1].key)
+        {
+            return Err(inconsistent(format!("key {} appears twice", pair[0].key)));
+        }
+        for entry in &idempotency {
+            let known = entry
+                .job
+                .is_none_or(|job| jobs.binary_search_by_key(&job, |record| record.id).is_ok());
+            if !known {
+                return Err(inconsistent(format!(
+                    "key {} names a missing job",
+                    entry.key
+                )));
+            }
+        }
+        let index = Indexes::build(jobs.iter().map(|job| &**job), &idempotency);
+        Ok(State {
+            globals,
+            jobs: jobs.into_iter().map(|job| (job.id, job)).collect(),
+            keys: idempotency
+                .into_iter()
+                .map(|entry| (entry.key.clone(), entry))
+                .collect(),
+            workers,
+            index,
+        })
     }
 }
 
