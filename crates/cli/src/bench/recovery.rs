@@ -22,50 +22,53 @@ use super::wal::payload_of;
 const RECOVERY_PAYLOAD_BYTES: usize = 256;
 /// Records per `append` while building the log (about 1 MiB of payload per batch).
 const RECOVERY_BATCH_RECORDS: u64 = 4096;
-/// The log's size target behind the "< 1 s" (1 GiB).
+/// The log's size behind the "< 1 s": 1 GiB of records.
 const TARGET_BYTES: u64 = 1 << 30;
 /// Kind byte of the records: the append benchmark's.
 const RECOVERY_RECORD_KIND: u8 = super::steward::BENCH_RECORD_KIND;
 
-/// Builds a log of at least `bytes` of payload in `dir` and times opening it.
+/// Builds a log holding at least `bytes` of records (frames: headers and payloads) in `dir` and
+/// times opening it.
 pub fn measure(dir: &Path, bytes: u64) -> anyhow::Result<RecoveryResult> {
-    let records = write_log(dir, bytes)?;
-    let log_bytes = segment_bytes(dir)?;
+    let (records, record_bytes) = write_log(dir, bytes)?;
     let open_warm_seconds = time_open(dir, records)?;
     let open_cold_seconds = match evict(dir) {
         Ok(()) => Some(time_open(dir, records)?),
         Err(_) => None,
     };
     Ok(RecoveryResult {
-        log_bytes,
+        record_bytes,
+        file_bytes: file_bytes(dir)?,
         records,
+        payload_bytes: RECOVERY_PAYLOAD_BYTES,
         open_warm_seconds,
         open_cold_seconds,
         reduced: bytes < TARGET_BYTES,
     })
 }
 
-fn write_log(dir: &Path, bytes: u64) -> anyhow::Result<u64> {
+/// Appends batches until the log holds `bytes` of frames; returns (records, frame bytes).
+fn write_log(dir: &Path, bytes: u64) -> anyhow::Result<(u64, u64)> {
     let payload = payload_of(RECOVERY_PAYLOAD_BYTES);
-    let records_total = bytes.div_ceil(RECOVERY_PAYLOAD_BYTES as u64);
     let (wal, _report) = Wal::open(dir, WalOptions::default())
         .with_context(|| format!("create the recovery log in {}", dir.display()))?;
     let mut next = 1;
-    // Bounded: `next` grows by at least one per iteration up to `records_total`.
-    while next <= records_total {
-        let end = (next + RECOVERY_BATCH_RECORDS).min(records_total + 1);
+    // Bounded: every batch adds at least RECOVERY_BATCH_RECORDS payloads of
+    // RECOVERY_PAYLOAD_BYTES, so the frame count passes `bytes` after finitely many batches.
+    while wal.metrics().bytes < bytes {
+        let end = next + RECOVERY_BATCH_RECORDS;
         let batch = (next..end)
             .map(|index| Record::new(index, 1, RECOVERY_RECORD_KIND, payload.clone()))
             .collect();
         wal.append(batch).context("append to the recovery log")?;
         next = end;
     }
-    Ok(records_total)
+    Ok((next - 1, wal.metrics().bytes))
 }
 
 /// Sum of the lengths of the files in `dir` (segments are preallocated, so this is what the
 /// log occupies, not only what it holds).
-fn segment_bytes(dir: &Path) -> anyhow::Result<u64> {
+fn file_bytes(dir: &Path) -> anyhow::Result<u64> {
     let mut total = 0;
     for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
         let meta = entry?.metadata()?;

@@ -14,6 +14,8 @@ use super::target::TargetKind;
 
 /// Bytes in one MB as printed (decimal, like `dd` and disk vendors).
 const BYTES_PER_MB: f64 = 1_000_000.0;
+/// Bytes in one MiB, for sizes of logs.
+const MIB: f64 = 1024.0 * 1024.0;
 /// One appender: steward-log's p50 latency may be at most this multiple of raw fdatasync's.
 pub const SINGLE_APPENDER_LATENCY_RATIO_MAX: f64 = 1.3;
 /// 64 appenders × 256 B: steward-log's throughput must be at least this multiple of sled's.
@@ -83,10 +85,14 @@ impl PointResult {
 /// The time to open a log of a given size.
 #[derive(Clone, Debug, Serialize)]
 pub struct RecoveryResult {
-    /// Bytes of log on disk when opened (sum of segment file sizes).
-    pub log_bytes: u64,
+    /// Bytes of records in the log (frames: headers and payloads).
+    pub record_bytes: u64,
+    /// Bytes of segment files on disk (preallocation included).
+    pub file_bytes: u64,
     /// Records in the log.
     pub records: u64,
+    /// Payload of each record.
+    pub payload_bytes: usize,
     /// `Wal::open` with the segments in the page cache (just written).
     pub open_warm_seconds: f64,
     /// `Wal::open` after the segments were evicted from the page cache (`POSIX_FADV_DONTNEED`),
@@ -118,6 +124,9 @@ pub struct Report {
     pub warmup_seconds: f64,
     /// Measurement window per point.
     pub measure_seconds: f64,
+    /// `/proc/loadavg` when the run started and ended: other work on the machine skews
+    /// latency, and this says how busy it was.
+    pub load_average: (String, String),
     /// Every point, in run order.
     pub points: Vec<PointResult>,
     /// The recovery measurement, when steward-log was measured.
@@ -202,9 +211,12 @@ pub fn verdicts(points: &[PointResult], recovery: Option<&RecoveryResult>) -> Ve
                     ""
                 };
                 format!(
-                    "{:.0} MiB, {} records: warm {:.3} s, {cold}{size}",
-                    rec.log_bytes as f64 / (1024.0 * 1024.0),
+                    "{:.0} MiB of records ({} x {} B, {:.0} MiB of files): warm {:.3} s, \
+                     {cold}{size}",
+                    rec.record_bytes as f64 / MIB,
                     rec.records,
+                    rec.payload_bytes,
+                    rec.file_bytes as f64 / MIB,
                     rec.open_warm_seconds
                 )
             },
@@ -230,8 +242,13 @@ pub fn render(report: &Report, notes: &[(TargetKind, &'static str)]) -> String {
     // Writing into a String cannot fail; the results are ignored for that reason.
     let _ = writeln!(
         s,
-        "steward bench wal{mode}\ndir: {}\nper point: {:.1} s warm-up, {:.1} s measured\n",
-        report.dir, report.warmup_seconds, report.measure_seconds
+        "steward bench wal{mode}\ndir: {}\nper point: {:.1} s warm-up, {:.1} s measured\n\
+         load average (1, 5, 15 min) at start: {}, at end: {}\n",
+        report.dir,
+        report.warmup_seconds,
+        report.measure_seconds,
+        report.load_average.0,
+        report.load_average.1
     );
     let _ = writeln!(
         s,

@@ -46,6 +46,7 @@ fn every_target_appends_and_reports() {
         dir: dir.path().display().to_string(),
         warmup_seconds: 0.0,
         measure_seconds: 0.0,
+        load_average: ("0 0 0".to_owned(), "0 0 0".to_owned()),
         verdicts: report::verdicts(&points, None),
         points,
         recovery: None,
@@ -85,8 +86,12 @@ fn recovery_measures_a_small_log_as_reduced() {
     let dir = tempfile::tempdir().unwrap();
     let result = recovery::measure(&dir.path().join("log"), 1 << 20).unwrap();
     assert!(result.reduced);
-    assert_eq!(result.records, (1u64 << 20).div_ceil(256));
-    assert!(result.log_bytes >= 1 << 20);
+    assert!(result.record_bytes >= 1 << 20);
+    assert!(
+        result.records * 256 < result.record_bytes,
+        "frames carry headers"
+    );
+    assert!(result.file_bytes >= result.record_bytes);
     let verdicts = report::verdicts(&[], Some(&result));
     assert_eq!(
         verdicts.last().unwrap().met,

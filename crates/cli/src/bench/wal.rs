@@ -70,6 +70,7 @@ pub fn run(args: &WalArgs) -> anyhow::Result<()> {
         Some(keep) => prepare_keep_dir(keep)?,
         None => run_dir.path().join("steward"),
     };
+    let load_at_start = load_average();
     let with_recovery = targets.contains(&TargetKind::Steward);
     let total =
         (PAYLOAD_BYTES.len() * APPENDERS.len() * targets.len()) as u64 + u64::from(with_recovery);
@@ -125,6 +126,7 @@ pub fn run(args: &WalArgs) -> anyhow::Result<()> {
         dir: run_dir.path().display().to_string(),
         warmup_seconds: limits.warmup.as_secs_f64(),
         measure_seconds: limits.measure.as_secs_f64(),
+        load_average: (load_at_start, load_average()),
         points,
         recovery,
         verdicts,
@@ -198,6 +200,19 @@ fn progress_bar(total: u64) -> ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+/// The first three fields of `/proc/loadavg`, or "unknown".
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Deterministic, incompressible-looking payload bytes (xorshift64), the same for every target.
