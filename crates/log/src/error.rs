@@ -70,6 +70,12 @@ pub enum Error {
         /// The limit.
         limit_bytes: u64,
     },
+    /// Another `Wal` (in this or another process) has the directory open. Nothing changed.
+    #[error("log directory {} is in use by another process or handle", dir.display())]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// A `WalOptions` field is out of range. Nothing was opened.
     #[error("invalid option {field}: {reason}")]
     InvalidOption {

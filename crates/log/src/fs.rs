@@ -27,6 +27,15 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Takes an exclusive lock on directory `path`, held until the returned guard is dropped;
+    /// fails with `ErrorKind::WouldBlock` if another handle (in any process) holds it.
+    fn lock_dir(&self, path: &Path) -> io::Result<DirLock>;
+}
+
+/// Holds a directory lock until dropped (the lock file stays; only the lock goes).
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
 }
 
 /// An open file, addressed by offset so several threads can share it.
@@ -138,7 +147,21 @@ impl FileSystem for StdFs {
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         File::open(path)?.sync_all()
     }
+
+    fn lock_dir(&self, path: &Path) -> io::Result<DirLock> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path.join(LOCK_FILE_NAME))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
+        Ok(DirLock { _file: file })
+    }
 }
+
+/// Name of the lock file inside a log directory.
+pub const LOCK_FILE_NAME: &str = "LOCK";
 
 #[derive(Debug)]
 struct StdFile(File);

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::fs::{FileHandle, FileSystem, StdFs};
+use crate::fs::{DirLock, FileHandle, FileSystem, StdFs};
 
 /// Switches shared by a `FaultyFs` and the files it opened.
 #[derive(Debug)]
@@ -140,6 +140,11 @@ impl FileSystem for FaultyFs {
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.faults.check_up()?;
         StdFs.sync_dir(path)
+    }
+
+    fn lock_dir(&self, path: &Path) -> io::Result<DirLock> {
+        self.faults.check_up()?;
+        StdFs.lock_dir(path)
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::format::{encode_record, frame_bytes, RECORD_PAYLOAD_BYTES_MAX, SEGMENT_HEADER_BYTES};
-use crate::fs::{write_all_at, FileSystem, StdFs};
+use crate::fs::{write_all_at, DirLock, FileSystem, StdFs};
 use crate::metrics::{Metrics, WalMetrics};
 use crate::options::{SyncPolicy, WalOptions};
 use crate::record::{LogIndex, Record};
@@ -30,6 +30,8 @@ pub struct Wal {
     poison: OnceLock<String>,
     metrics: Metrics,
     pub(crate) vote_lock: Mutex<()>,
+    /// Keeps other `Wal`s out of the directory while this one is open.
+    _dir_lock: DirLock,
 }
 
 #[derive(Debug)]
@@ -160,6 +162,12 @@ impl Wal {
         options.validate()?;
         fs.create_dir_all(dir)
             .map_err(|e| Error::io("create directory", dir, e))?;
+        let dir_lock = fs.lock_dir(dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock => Error::Locked {
+                dir: dir.to_path_buf(),
+            },
+            _ => Error::io("lock directory", dir, e),
+        })?;
         let (segments, report) = recover(fs.as_ref(), dir, options.recovery_mode)?;
         let wal = Wal {
             fs,
@@ -176,6 +184,7 @@ impl Wal {
             poison: OnceLock::new(),
             metrics: Metrics::default(),
             vote_lock: Mutex::new(()),
+            _dir_lock: dir_lock,
         };
         Ok((wal, report))
     }

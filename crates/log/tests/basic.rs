@@ -263,6 +263,18 @@ fn invalid_options_are_refused() {
 }
 
 #[test]
+fn a_second_open_of_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), small()).unwrap();
+    assert!(matches!(
+        Wal::open(dir.path(), small()),
+        Err(Error::Locked { .. })
+    ));
+    drop(wal);
+    Wal::open(dir.path(), small()).unwrap();
+}
+
+#[test]
 fn wal_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Wal>();

@@ -1,7 +1,11 @@
 //! Model-based test: random sequences of append / truncate_after / purge_before / reopen /
 //! tear-tail against a `Vec` model. After every step (and every reopen) the log must equal the
 //! model, up to the records a torn (unacknowledged) append may or may not have left.
-#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on unexpected errors"
+)]
 
 mod common;
 
@@ -49,7 +53,8 @@ fn op() -> impl Strategy<Value = Op> {
 
 struct Harness<'a> {
     dir: &'a Path,
-    wal: Wal,
+    /// `None` only between closing and reopening (the directory lock allows one `Wal`).
+    wal: Option<Wal>,
     faults: Arc<Faults>,
     /// What the log must hold.
     model: Vec<Record>,
@@ -63,7 +68,7 @@ impl<'a> Harness<'a> {
         let (wal, faults) = open(dir);
         Harness {
             dir,
-            wal,
+            wal: Some(wal),
             faults,
             model: Vec::new(),
             next: None,
@@ -89,7 +94,7 @@ impl<'a> Harness<'a> {
                     self.term += 1;
                 }
                 let batch = self.batch(count, payload_bytes);
-                self.wal.append(batch.clone()).unwrap();
+                self.wal().append(batch.clone()).unwrap();
                 self.next = Some(batch[batch.len() - 1].index.0 + 1);
                 self.model.extend(batch);
             }
@@ -111,11 +116,11 @@ impl<'a> Harness<'a> {
         let (first, last) = (first.index.0, last.index.0);
         if first >= 2 {
             // Below the first record (purged): refused, nothing changes.
-            let err = self.wal.truncate_after(LogIndex(first - 2));
+            let err = self.wal().truncate_after(LogIndex(first - 2));
             assert!(matches!(err, Err(Error::TruncateBeforeFirst { .. })));
         }
         let index = last.saturating_sub(back).max(first.saturating_sub(1));
-        self.wal.truncate_after(LogIndex(index)).unwrap();
+        self.wal().truncate_after(LogIndex(index)).unwrap();
         self.model.retain(|r| r.index.0 <= index);
         if index < last {
             self.next = Some(index + 1);
@@ -130,7 +135,7 @@ impl<'a> Harness<'a> {
             .or(self.next)
             .unwrap_or(1);
         let index = base + forward;
-        self.wal.purge_before(LogIndex(index)).unwrap();
+        self.wal().purge_before(LogIndex(index)).unwrap();
         let next = self.next.unwrap_or(index);
         let whole_log_below = index > next || (index == next && !self.model.is_empty());
         if self.next.is_none() || whole_log_below {
@@ -138,7 +143,7 @@ impl<'a> Harness<'a> {
             self.next = Some(index.max(next));
         } else {
             // Whole segments only: every record at or after `index` stays, older ones may go.
-            let first_kept = self.wal.first_index().map_or(next, |i| i.0);
+            let first_kept = self.wal().first_index().map_or(next, |i| i.0);
             assert!(
                 first_kept <= index,
                 "purge_before({index}) removed record {first_kept}"
@@ -147,9 +152,14 @@ impl<'a> Harness<'a> {
         }
     }
 
+    fn wal(&self) -> &Wal {
+        self.wal.as_ref().expect("the log is open between steps")
+    }
+
     fn reopen(&mut self) {
+        self.wal = None;
         let (wal, faults) = open(self.dir);
-        self.wal = wal;
+        self.wal = Some(wal);
         self.faults = faults;
     }
 
@@ -161,7 +171,7 @@ impl<'a> Harness<'a> {
             .sum();
         // Segment creation writes a 32-byte header first; a crash there is covered too.
         self.faults.crash_after_bytes(bytes * keep_per_mille / 1000);
-        let result = self.wal.append(batch.clone());
+        let result = self.wal().append(batch.clone());
         if result.is_ok() {
             // The append fit in the budget (only possible for keep = 100%); it is acknowledged.
             self.next = Some(batch[batch.len() - 1].index.0 + 1);
@@ -172,7 +182,7 @@ impl<'a> Harness<'a> {
         assert!(self.faults.crashed());
         self.reopen();
         // Unacknowledged records may survive, but only as a whole prefix of the torn batch.
-        let got = all_records(&self.wal);
+        let got = all_records(self.wal());
         assert!(got.len() >= self.model.len(), "acknowledged records lost");
         assert_eq!(got[..self.model.len()], self.model[..]);
         let survivors = &got[self.model.len()..];
@@ -184,14 +194,17 @@ impl<'a> Harness<'a> {
     }
 
     fn check(&self) {
-        assert_eq!(all_records(&self.wal), self.model);
-        assert_eq!(self.wal.first_index(), self.model.first().map(|r| r.index));
-        assert_eq!(self.wal.last_index(), self.model.last().map(|r| r.index));
+        assert_eq!(all_records(self.wal()), self.model);
+        assert_eq!(
+            self.wal().first_index(),
+            self.model.first().map(|r| r.index)
+        );
+        assert_eq!(self.wal().last_index(), self.model.last().map(|r| r.index));
         if self.next.is_some() {
-            assert_eq!(self.wal.next_index().map(|i| i.0), self.next);
+            assert_eq!(self.wal().next_index().map(|i| i.0), self.next);
         }
         for r in self.model.iter().step_by(7) {
-            assert_eq!(self.wal.read(r.index).unwrap().as_ref(), Some(r));
+            assert_eq!(self.wal().read(r.index).unwrap().as_ref(), Some(r));
         }
     }
 }
