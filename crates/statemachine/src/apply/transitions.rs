@@ -20,6 +20,30 @@ impl State {
         workflow: WorkflowId,
         change: impl FnOnce(&mut WorkflowState),
     ) {
+        self.change_workflow(context, job_id, workflow, change, None);
+    }
+
+    /// [`State::update_workflow`] and a timeline line in one lookup (the hot path).
+    pub(crate) fn transition(
+        &mut self,
+        context: &mut Context<'_>,
+        job_id: JobId,
+        workflow: WorkflowId,
+        change: impl FnOnce(&mut WorkflowState),
+        what: Happening,
+    ) {
+        self.change_workflow(context, job_id, workflow, change, Some(what));
+    }
+
+    fn change_workflow(
+        &mut self,
+        context: &mut Context<'_>,
+        job_id: JobId,
+        workflow: WorkflowId,
+        change: impl FnOnce(&mut WorkflowState),
+        what: Option<Happening>,
+    ) {
+        let entries_max = self.globals.config.timeline_entries_max;
         let Some(job) = self.jobs.get_mut(&job_id) else {
             return;
         };
@@ -40,6 +64,9 @@ impl State {
             self.index.add_workflow(job_id, workflow, after, spec.cores);
         }
         job.last_progress_at_ms = context.now_ms;
+        if let Some(what) = what {
+            job.record(context.index, context.now_ms, what, entries_max);
+        }
         context.report.touched.jobs.insert(job_id);
     }
 

@@ -34,27 +34,24 @@ pub(super) fn dispatch(
         .get(target.workflow.0 as usize)
         .map_or(0, |w| w.cores);
     check_capacity(state, worker_id, cores_needed)?;
-    state.update_workflow(context, target.job, target.workflow, |runtime| {
+    let was_pending = job.status == JobStatus::Pending;
+    let what = Happening::Dispatched {
+        workflow: target.workflow,
+        attempt: next,
+        worker: worker_id,
+    };
+    let assign = |runtime: &mut WorkflowState| {
         runtime.status = WorkflowStatus::Dispatched;
         runtime.attempt = next;
         runtime.worker = Some(worker_id);
         runtime.fence_token = Some(fence_token);
         runtime.started_at_ms = None;
         runtime.progress = 0;
-    });
-    if state
-        .jobs
-        .get(&target.job)
-        .is_some_and(|job| job.status == JobStatus::Pending)
-    {
+    };
+    state.transition(context, target.job, target.workflow, assign, what);
+    if was_pending {
         state.set_job_status(target.job, JobStatus::Running);
     }
-    let what = Happening::Dispatched {
-        workflow: target.workflow,
-        attempt: next,
-        worker: worker_id,
-    };
-    state.record(context, target.job, what);
     Ok(Outcome::Applied)
 }
 
@@ -162,28 +159,31 @@ pub(super) fn report(state: &mut State, context: &mut Context<'_>, event: &Event
     let (job, workflow) = (target.job, target.workflow);
     match event {
         Event::WorkflowStarted { .. } => {
-            state.update_workflow(context, job, workflow, |runtime| {
-                runtime.status = WorkflowStatus::Running;
-                runtime.started_at_ms = Some(now_ms);
-            });
             let what = Happening::Started {
                 workflow,
                 attempt: target.attempt,
             };
-            state.record(context, job, what);
+            let start = |runtime: &mut WorkflowState| {
+                runtime.status = WorkflowStatus::Running;
+                runtime.started_at_ms = Some(now_ms);
+            };
+            state.transition(context, job, workflow, start, what);
         }
         Event::WorkflowProgress { progress, .. } => {
             let progress = *progress;
-            state.update_workflow(context, job, workflow, |runtime| {
-                runtime.progress = progress
-            });
-            state.record(context, job, Happening::Progress { workflow, progress });
+            let what = Happening::Progress { workflow, progress };
+            state.transition(
+                context,
+                job,
+                workflow,
+                |runtime| runtime.progress = progress,
+                what,
+            );
         }
         Event::WorkflowCompleted { .. } => {
-            state.update_workflow(context, job, workflow, |runtime| {
-                runtime.status = WorkflowStatus::Completed;
-            });
-            state.record(context, job, Happening::WorkflowCompleted { workflow });
+            let what = Happening::WorkflowCompleted { workflow };
+            let complete = |runtime: &mut WorkflowState| runtime.status = WorkflowStatus::Completed;
+            state.transition(context, job, workflow, complete, what);
             state.settle(context, job);
         }
         Event::WorkflowFailed {
@@ -193,10 +193,9 @@ pub(super) fn report(state: &mut State, context: &mut Context<'_>, event: &Event
             state.fail_attempt(context, job, workflow, FailureCause::Reported, failure);
         }
         Event::WorkflowCancelled { .. } => {
-            state.update_workflow(context, job, workflow, |runtime| {
-                runtime.status = WorkflowStatus::Cancelled;
-            });
-            state.record(context, job, Happening::WorkflowCancelled { workflow });
+            let what = Happening::WorkflowCancelled { workflow };
+            let cancel = |runtime: &mut WorkflowState| runtime.status = WorkflowStatus::Cancelled;
+            state.transition(context, job, workflow, cancel, what);
             state.settle(context, job);
         }
         _ => {}
