@@ -271,15 +271,41 @@ mod tests {
     }
 
     #[test]
-    fn empty_state_hash_is_pinned() {
-        // Pinned so that an accidental change to the canonical encoding is a visible diff.
-        let hash = state_hash(&State::default());
-        assert_eq!(hash, state_hash(&State::default()));
-        assert_eq!(
-            restore(&snapshot(&State::default()).unwrap())
-                .map(|s| state_hash(&s))
-                .unwrap(),
-            hash
+    fn hashes_are_pinned() {
+        // Pinned literals: the same records must hash alike on every machine and every build;
+        // a change here is a change of the canonical encoding and needs a version bump.
+        let empty = State::default();
+        let spec = JobSpec::new(
+            "build",
+            vec![crate::WorkflowSpec::new(
+                "compile",
+                vec!["make".into(), "all".into()],
+            )],
         );
+        let mut state = State::default();
+        let proposal = Proposal {
+            stamp_ms: 1_700_000_000_000,
+            events: vec![
+                crate::Event::WorkerRegistered {
+                    worker: WorkerId(7),
+                    cores: 4,
+                    address: "127.0.0.1:9000".into(),
+                },
+                crate::Event::JobSubmitted {
+                    idempotency_key: None,
+                    spec: spec.clone(),
+                },
+            ],
+        };
+        crate::apply(&mut state, crate::LogIndex(1), &proposal);
+        let hashes = (state_hash(&empty), state_hash(&state), body_hash(&spec).0);
+        let pinned = (
+            0x2039_4626_8d7c_9582,
+            0x3341_ed6d_cfc3_bae4,
+            0xe579_8eab_6d19_bfa6,
+        );
+        assert_eq!(hashes, pinned, "{hashes:#x?}");
+        let restored = restore(&snapshot(&state).unwrap()).unwrap();
+        assert_eq!(state_hash(&restored), state_hash(&state));
     }
 }
