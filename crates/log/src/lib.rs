@@ -29,6 +29,7 @@ mod record;
 mod recovery;
 mod scan;
 mod segment;
+mod spare;
 pub mod testing;
 mod vote;
 mod wal;

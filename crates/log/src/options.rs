@@ -52,6 +52,10 @@ pub struct WalOptions {
     pub sync_policy: SyncPolicy,
     /// What `open` does about corruption. Default: `RecoveryMode::Strict`.
     pub recovery_mode: RecoveryMode,
+    /// Prepare the next segment (zero-filled, fsynced) on a background thread while the active
+    /// one fills, so a segment roll does not stall appenders. Tests that count written bytes
+    /// to inject a crash turn it off to stay deterministic. Default: `true`.
+    pub prepare_segments_in_background: bool,
 }
 
 impl Default for WalOptions {
@@ -60,6 +64,7 @@ impl Default for WalOptions {
             segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
             sync_policy: SyncPolicy::default(),
             recovery_mode: RecoveryMode::default(),
+            prepare_segments_in_background: true,
         }
     }
 }

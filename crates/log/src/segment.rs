@@ -91,6 +91,42 @@ impl Segment {
         })
     }
 
+    /// Turns a prepared spare (zero-filled, fsynced, at `spare`) into the segment for
+    /// `first_index`.
+    ///
+    /// Correctness: the header is written into already-allocated zeroes and synced (data only),
+    /// then the file is renamed into place and the directory fsynced; a crash before the rename
+    /// leaves a `*.tmp` file that recovery removes.
+    pub fn from_spare(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        first_index: u64,
+        spare: (Arc<dyn FileHandle>, &Path),
+    ) -> Result<Self> {
+        let (file, spare_path) = spare;
+        let path = dir.join(segment_file_name(first_index));
+        let file_bytes = file
+            .size_bytes()
+            .map_err(|e| Error::io("stat spare segment", spare_path, e))?;
+        write_all_at(file.as_ref(), &encode_segment_header(first_index), 0)
+            .map_err(|e| Error::io("write segment header", spare_path, e))?;
+        file.sync_data()
+            .map_err(|e| Error::io("fdatasync segment", spare_path, e))?;
+        fs.rename(spare_path, &path)
+            .map_err(|e| Error::io("rename segment into place", spare_path, e))?;
+        fs.sync_dir(dir)
+            .map_err(|e| Error::io("fsync directory", dir, e))?;
+        Ok(Segment {
+            first_index,
+            path,
+            file,
+            offsets: Vec::new(),
+            data_end: SEGMENT_HEADER_BYTES,
+            flushed_end: SEGMENT_HEADER_BYTES,
+            file_bytes,
+        })
+    }
+
     /// Removes every record from `index` on, durably.
     ///
     /// Correctness: the file is shrunk to the cut (a single, atomic metadata change that discards

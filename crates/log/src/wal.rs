@@ -14,6 +14,7 @@ use crate::options::{SyncPolicy, WalOptions};
 use crate::record::{LogIndex, Record};
 use crate::recovery::{recover, RecoveryReport};
 use crate::segment::{extend_with_zeroes, Segment};
+use crate::spare::{spare_path, Spare};
 
 /// A segmented write-ahead log. `Send + Sync`; every method takes `&self` and blocks.
 #[derive(Debug)]
@@ -46,6 +47,8 @@ pub(crate) struct State {
     /// its `flushed_end`). The group's syncer writes them with one `write` just before its
     /// `fdatasync`, so a commit group costs one write and one sync, not one write per appender.
     pending: Vec<u8>,
+    /// The next segment, being prepared in the background.
+    spare: Spare,
 }
 
 impl State {
@@ -178,6 +181,7 @@ impl Wal {
                 written_bytes: 0,
                 written_records: 0,
                 pending: Vec::new(),
+                spare: Spare::default(),
             }),
             sync: Mutex::new(SyncState::default()),
             synced: Condvar::new(),
@@ -186,6 +190,9 @@ impl Wal {
             vote_lock: Mutex::new(()),
             _dir_lock: dir_lock,
         };
+        if !lock(&wal.state).segments.is_empty() {
+            wal.start_spare(&mut lock(&wal.state));
+        }
         Ok((wal, report))
     }
 
@@ -320,12 +327,32 @@ impl Wal {
             }
             None => {}
         }
-        match Segment::create(self.fs.as_ref(), &self.dir, first_index, size) {
-            Ok(seg) => {
-                st.segments.push(seg);
-                Ok(())
+        let spare = if size == self.options.segment_bytes_max {
+            st.spare.take()
+        } else {
+            None
+        };
+        let created = match spare {
+            Some(file) => {
+                let spare_path = spare_path(&self.dir);
+                Segment::from_spare(
+                    self.fs.as_ref(),
+                    &self.dir,
+                    first_index,
+                    (file, &spare_path),
+                )
             }
-            Err(e) => Err(self.poison_with(e)),
+            None => Segment::create(self.fs.as_ref(), &self.dir, first_index, size),
+        };
+        st.segments.push(created.map_err(|e| self.poison_with(e))?);
+        self.start_spare(st);
+        Ok(())
+    }
+
+    fn start_spare(&self, st: &mut State) {
+        if self.options.prepare_segments_in_background {
+            st.spare
+                .start(&self.fs, &self.dir, self.options.segment_bytes_max);
         }
     }
 
@@ -452,5 +479,17 @@ impl Wal {
         let _ = self.poison.set(err.to_string());
         self.synced.notify_all();
         err
+    }
+}
+
+impl Drop for Wal {
+    /// Waits for a spare segment being prepared and removes it, so a cleanly closed directory
+    /// holds no temporary file. Nothing here touches records.
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if st.spare.take().is_some() {
+            // Best effort: a leftover spare is a `*.tmp` file the next open removes anyway.
+            let _ = self.fs.remove_file(&spare_path(&self.dir));
+        }
     }
 }

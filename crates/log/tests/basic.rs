@@ -13,6 +13,14 @@ fn small() -> WalOptions {
     }
 }
 
+/// For fault injection: no background thread may consume an injected fault.
+fn small_foreground() -> WalOptions {
+    WalOptions {
+        prepare_segments_in_background: false,
+        ..small()
+    }
+}
+
 fn rec(index: u64, term: u64) -> Record {
     Record::new(
         index,
@@ -170,7 +178,7 @@ fn short_writes_are_completed() {
     let dir = tempfile::tempdir().unwrap();
     let (fs, faults) = FaultyFs::new();
     faults.set_short_writes(true);
-    let (wal, _) = Wal::open_with_fs(dir.path(), small(), Arc::new(fs)).unwrap();
+    let (wal, _) = Wal::open_with_fs(dir.path(), small_foreground(), Arc::new(fs)).unwrap();
     wal.append(batch(1..20, 1)).unwrap();
     drop(wal);
     let (wal, _) = Wal::open(dir.path(), small()).unwrap();
@@ -181,7 +189,7 @@ fn short_writes_are_completed() {
 fn a_failed_sync_poisons_the_log_and_reopen_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let (fs, faults) = FaultyFs::new();
-    let (wal, _) = Wal::open_with_fs(dir.path(), small(), Arc::new(fs)).unwrap();
+    let (wal, _) = Wal::open_with_fs(dir.path(), small_foreground(), Arc::new(fs)).unwrap();
     wal.append(batch(1..3, 1)).unwrap();
     faults.fail_next_sync();
     assert!(matches!(
@@ -208,7 +216,7 @@ fn a_failed_sync_poisons_the_log_and_reopen_recovers() {
 fn a_failed_write_poisons_without_acknowledging() {
     let dir = tempfile::tempdir().unwrap();
     let (fs, faults) = FaultyFs::new();
-    let (wal, _) = Wal::open_with_fs(dir.path(), small(), Arc::new(fs)).unwrap();
+    let (wal, _) = Wal::open_with_fs(dir.path(), small_foreground(), Arc::new(fs)).unwrap();
     wal.append(batch(1..3, 1)).unwrap();
     faults.fail_next_write();
     assert!(matches!(
@@ -278,4 +286,23 @@ fn a_second_open_of_the_same_directory_is_refused() {
 fn wal_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Wal>();
+}
+
+#[test]
+fn rolls_use_the_background_spare_and_close_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), small()).unwrap();
+    for i in 1..=200 {
+        wal.append(vec![rec(i, 1)]).unwrap();
+    }
+    drop(wal);
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    let (wal, report) = Wal::open(dir.path(), small()).unwrap();
+    assert!(report.removed_temp_files.is_empty());
+    assert_eq!(indices(&wal), (1..=200).collect::<Vec<_>>());
+    assert!(steward_log::scan_dir(dir.path()).unwrap().is_clean());
 }

@@ -118,7 +118,11 @@ fn crash_at_every_byte_of_a_batch_keeps_a_whole_prefix() {
         let work = fast_tempdir();
         copy_dir(base.path(), work.path());
         let (fs, faults) = FaultyFs::new();
-        let (wal, _) = Wal::open_with_fs(work.path(), big_segments(), Arc::new(fs)).unwrap();
+        let options = WalOptions {
+            prepare_segments_in_background: false,
+            ..big_segments()
+        };
+        let (wal, _) = Wal::open_with_fs(work.path(), options, Arc::new(fs)).unwrap();
         faults.crash_after_bytes(keep);
         assert!(wal.append(batch.clone()).is_err());
         drop(wal);

@@ -211,7 +211,11 @@ impl<'a> Harness<'a> {
 
 fn open(dir: &Path) -> (Wal, Arc<Faults>) {
     let (fs, faults) = FaultyFs::new();
-    let options: WalOptions = small_segments();
+    // No background preparation: the crash budget must count only the log's own writes.
+    let options = WalOptions {
+        prepare_segments_in_background: false,
+        ..small_segments()
+    };
     let (wal, _) = Wal::open_with_fs(dir, options, Arc::new(fs)).unwrap();
     (wal, faults)
 }
