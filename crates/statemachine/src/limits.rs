@@ -116,6 +116,17 @@ impl Default for StateConfig {
 }
 
 impl StateConfig {
+    /// The same settings with unbounded timelines and no compaction: for offline replay
+    /// (`steward log replay --job`), where the full history of one job matters more than memory.
+    /// The state hash then differs from the cluster's, since the config is part of it.
+    pub fn with_full_history(&self) -> StateConfig {
+        StateConfig {
+            retained_finished_jobs: u64::MAX,
+            timeline_entries_max: u32::MAX,
+            ..self.clone()
+        }
+    }
+
     /// Checks the minimums; the error names the field.
     pub fn validate(&self) -> Result<(), crate::Error> {
         let field_error = |field: &'static str, reason: &str| crate::Error::InvalidConfig {

@@ -4,7 +4,10 @@
 //! The caller reads the log (this crate does no I/O) and feeds entries in index order; entries
 //! that are not proposals (openraft blanks, membership) are simply not fed.
 
-use crate::{apply, decode_proposal, ApplyReport, LogIndex, Proposal, Result, State, Summary};
+use crate::{
+    apply, decode_proposal, ApplyReport, Event, FenceToken, LogIndex, Outcome, Proposal, Result,
+    State, Summary,
+};
 
 /// Where to stop folding (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,17 +28,20 @@ pub struct Replayer {
     stopped: bool,
     entries: u64,
     events: u64,
+    fences: Vec<(LogIndex, FenceToken)>,
 }
 
 impl Replayer {
     /// Starts from `state` (empty, or restored from a snapshot).
     pub fn new(state: State, stop: StopAt) -> Replayer {
+        let fences = vec![(state.globals().last_applied, state.globals().fence_token)];
         Replayer {
             state,
             stop,
             stopped: false,
             entries: 0,
             events: 0,
+            fences,
         }
     }
 
@@ -53,7 +59,26 @@ impl Replayer {
         }
         self.entries += 1;
         self.events += proposal.events.len() as u64;
-        Some(apply(&mut self.state, index, proposal))
+        let report = apply(&mut self.state, index, proposal);
+        for (event, outcome) in proposal.events.iter().zip(&report.outcomes) {
+            if let (Event::LeaderChanged { fence_token, .. }, Outcome::LeaderChanged { .. }) =
+                (event, outcome)
+            {
+                self.fences.push((index, *fence_token));
+            }
+        }
+        Some(report)
+    }
+
+    /// The fence token in force after the entry at `index` was applied (for showing the fence
+    /// of a dispatch or a cancel in a timeline).
+    pub fn fence_at(&self, index: LogIndex) -> FenceToken {
+        let position = self
+            .fences
+            .partition_point(|(changed_at, _)| *changed_at <= index);
+        position
+            .checked_sub(1)
+            .map_or(FenceToken(0), |last| self.fences[last].1)
     }
 
     /// Decodes a WAL payload of kind 1 and feeds it.

@@ -3,8 +3,8 @@
 
 use super::harness::{rejection, spec, Sim};
 use crate::{
-    decide, Command, DenialReason, Event, FenceToken, IdempotencyKey, JobStatus, Outcome,
-    Rejection, ReportKind, TimeoutReason, WorkerId, WorkflowId, WorkflowStatus,
+    decide, Command, DenialReason, Event, FenceToken, IdempotencyKey, JobStatus, LogIndex, Outcome,
+    Rejection, ReportKind, State, TimeoutReason, WorkerId, WorkflowId, WorkflowStatus,
 };
 
 fn leader_with_worker(cores: u32) -> Sim {
@@ -633,4 +633,43 @@ fn an_entry_applied_twice_changes_nothing_the_second_time() {
         }
     ));
     assert_eq!(crate::state_hash(&sim.state), hash);
+}
+
+#[test]
+fn replayer_stops_at_an_index_or_a_time_and_knows_the_fence() {
+    let mut sim = leader_with_worker(4);
+    let job = sim.submit(spec("replayed", 1));
+    sim.advance(1_000);
+    sim.become_leader(2, 2);
+    let stamp_of_second_leader = sim.now_ms;
+    sim.advance(1_000);
+    sim.run(job, 0, 1);
+    let full = crate::state_hash(&sim.state);
+
+    let mut all = crate::Replayer::new(State::default(), crate::StopAt::End);
+    for (index, proposal) in &sim.log {
+        all.feed(*index, proposal);
+    }
+    assert_eq!(crate::state_hash(all.state()), full);
+    assert_eq!(all.fence_at(LogIndex(1)), FenceToken(1));
+    assert_eq!(all.fence_at(sim.log.last().unwrap().0), FenceToken(2));
+
+    let mut until_time = crate::Replayer::new(
+        State::default(),
+        crate::StopAt::Time(stamp_of_second_leader),
+    );
+    for (index, proposal) in &sim.log {
+        until_time.feed(*index, proposal);
+    }
+    assert!(until_time.is_stopped());
+    let summary = until_time.summary();
+    assert_eq!(summary.fence_token, FenceToken(2));
+    assert_eq!(summary.jobs_by_status.get(&JobStatus::Pending), Some(&1));
+
+    let mut until_index = crate::Replayer::new(State::default(), crate::StopAt::Index(LogIndex(2)));
+    for (index, proposal) in &sim.log {
+        until_index.feed(*index, proposal);
+    }
+    assert_eq!(until_index.applied().0, 2);
+    assert_eq!(until_index.summary().last_applied, LogIndex(2));
 }
