@@ -243,6 +243,8 @@ pub fn repair_dir(dir: &Path) -> Result<RecoveryReport> {
         .map_err(|e| Error::io("list directory", dir, e))?;
     let options = WalOptions {
         recovery_mode: RecoveryMode::Repair,
+        // Nothing will be appended: do not prepare a spare segment only to delete it.
+        prepare_segments_in_background: false,
         ..WalOptions::default()
     };
     let (_wal, report) = Wal::open(dir, options)?;
