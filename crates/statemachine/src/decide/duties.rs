@@ -51,7 +51,7 @@ pub(super) fn dispatch_one(
     let target = WorkflowRef {
         job,
         workflow,
-        attempt: Attempt(runtime.attempt.0 + 1),
+        attempt: Attempt(runtime.attempt.0.saturating_add(1)),
     };
     Ok(Event::WorkflowDispatched {
         target,
@@ -86,7 +86,7 @@ pub(super) fn dispatch_pending(state: &State, max_assignments: u32) -> Vec<Event
         let target = WorkflowRef {
             job,
             workflow,
-            attempt: Attempt(runtime.attempt.0 + 1),
+            attempt: Attempt(runtime.attempt.0.saturating_add(1)),
         };
         let fence_token = state.globals().fence_token;
         events.push(Event::WorkflowDispatched {

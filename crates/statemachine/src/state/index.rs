@@ -53,7 +53,8 @@ impl Indexes {
                         .entry(worker)
                         .or_default()
                         .push((job.id, workflow));
-                    *cores_used.entry(worker).or_default() += spec.cores;
+                    let used = cores_used.entry(worker).or_default();
+                    *used = used.saturating_add(spec.cores);
                 }
             }
             if job.is_cancelling() {
@@ -166,7 +167,8 @@ impl Indexes {
                 .entry(worker)
                 .or_default()
                 .insert((job, workflow));
-            *self.cores_used.entry(worker).or_default() += cores;
+            let used = self.cores_used.entry(worker).or_default();
+            *used = used.saturating_add(cores);
         }
     }
 }

@@ -207,8 +207,18 @@ impl State {
                 return Err(inconsistent(format!("job {} appears twice", pair[0].id)));
             }
         }
+        let last_applied = globals.last_applied;
         for job in &jobs {
             check_job(job, &workers)?;
+            // A job from a later entry than the last applied one would collide with the id
+            // `apply` derives when that entry arrives.
+            if job.id.log_index() > last_applied {
+                let what = format!(
+                    "job {} is newer than the last applied index {last_applied}",
+                    job.id
+                );
+                return Err(inconsistent(what));
+            }
         }
         idempotency.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         if let Some(pair) = idempotency

@@ -432,3 +432,26 @@ proptest! {
         prop_assert_eq!(state_hash(&rebuilt), state_hash(&sim.state));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Bytes from the disk or the network never panic the decoders: they decode or they are a
+    /// typed error.
+    #[test]
+    fn decoders_never_panic_on_garbage(body in proptest::collection::vec(any::<u8>(), 0..256), flip in any::<proptest::sample::Index>()) {
+        let mut proposal_bytes = b"STEV\x01\x00".to_vec();
+        proposal_bytes.extend_from_slice(&body);
+        // Either outcome is fine; the property is that decoding returns at all.
+        let _decoded = decode_proposal(&proposal_bytes);
+        let mut snapshot_bytes = b"STSN\x01\x00".to_vec();
+        snapshot_bytes.extend_from_slice(&body);
+        let _restored = restore(&snapshot_bytes);
+        let mut damaged = snapshot(&run(&[Step::Submit { key: Some(1), body: 0, workflows: 2 }]).state).unwrap();
+        let position = flip.index(damaged.len());
+        damaged[position] ^= 0x5a;
+        if let Ok(state) = restore(&damaged) {
+            prop_assert!(State::from_owned_records(state.to_records()).is_ok());
+        }
+    }
+}

@@ -672,3 +672,37 @@ fn decide_refuses_early_with_the_same_reasons() {
         }
     ));
 }
+
+#[test]
+fn records_that_contradict_each_other_are_refused() {
+    let sim = fixture().sim;
+    let records = sim.state.to_records();
+    let mut twice = records.clone();
+    twice.jobs.push(twice.jobs[0].clone());
+    assert!(State::from_owned_records(twice).is_err(), "duplicate job");
+    let mut future = records.clone();
+    future.globals.last_applied = LogIndex(1);
+    assert!(
+        State::from_owned_records(future).is_err(),
+        "job newer than the last index"
+    );
+    let mut orphan = records.clone();
+    orphan.workers.clear();
+    assert!(
+        State::from_owned_records(orphan).is_err(),
+        "running on an unknown worker"
+    );
+    let mut dangling = records.clone();
+    dangling.jobs.retain(|job| job.idempotency_key.is_none());
+    assert!(
+        State::from_owned_records(dangling).is_err(),
+        "key naming a missing job"
+    );
+    let mut mismatched = records.clone();
+    mismatched.jobs[0].workflows.clear();
+    assert!(
+        State::from_owned_records(mismatched).is_err(),
+        "workflow lists differ"
+    );
+    assert!(State::from_owned_records(records).is_ok());
+}
