@@ -4,6 +4,7 @@
 //! It deliberately holds no job logic: the server validates and decides; this module parses
 //! arguments, calls the client, and prints.
 
+mod bench;
 mod render;
 mod submit;
 
@@ -41,6 +42,8 @@ enum JobCommand {
     Wait(WaitArgs),
     /// Show a job's timeline (every event about it, oldest first).
     History(ReadArgs),
+    /// Load generator: N concurrent clients submitting jobs; throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -101,7 +104,7 @@ pub fn parse_duration_arg(text: &str) -> Result<Duration, String> {
 /// Runs `steward job …` and exits with its code.
 pub fn run(args: JobArgs) -> anyhow::Result<()> {
     let format = args.connect.output;
-    let result = tokio::runtime::Builder::new_current_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|err| Failure::from(anyhow::Error::from(err)))
@@ -127,6 +130,7 @@ async fn execute(args: JobArgs) -> Result<i32, Failure> {
             emit(format, &answer, || render::cancel(&answer))
         }
         JobCommand::Wait(wait) => wait_job(&client, wait, format).await,
+        JobCommand::Bench(bench) => bench::run(&client, bench, format).await,
         JobCommand::History(read) => {
             let events = client.events(read.id, read.stale).await?;
             emit(format, &events, || render::events(&events))

@@ -50,6 +50,16 @@ pub fn node_error(err: Error) -> BackendError {
             ApiError::new(StatusCode::CONFLICT, ErrorCode::Rejected, message)
         }
         Error::Config { field, message } => ApiError::invalid_field(field, message),
+        // A read-index round that could not reach a quorum (just elected, peers still
+        // reconnecting): leadership is unconfirmed right now, nothing changed, retry shortly.
+        Error::Raft {
+            what: "ensure_linearizable",
+            message,
+        } => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::NoLeader,
+            format!("leadership could not be confirmed for a linearizable read: {message}"),
+        ),
         other => ApiError::internal(other.to_string()),
     };
     BackendError::Api(api)

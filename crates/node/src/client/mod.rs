@@ -1,7 +1,8 @@
 //! An HTTP client for the steward API (reqwest), used by the CLI, tests and benchmarks.
 //!
 //! It is given every manager's base URL, sticks to the last one that answered, moves on when
-//! one is unreachable, and retries `503` (no leader yet) with backoff within a bounded window.
+//! one is unreachable, and retries `503` (no leader yet) with backoff within a bounded window
+//! (and `502`/`504` from a follower whose leader just died, when resending is safe).
 //! Following the leader is the servers' job (followers forward writes), so the client never
 //! needs to know who leads. It deliberately retries a submit after a transport failure only
 //! when the submit carries an idempotency key (otherwise a retry could create a second job).
@@ -341,16 +342,25 @@ impl Client {
                 Ok(response) => {
                     let status = response.status();
                     let body = response.bytes().await.unwrap_or_default();
+                    // 503 means nothing changed (no leader yet): always safe to resend. 502 and
+                    // 504 (forwarding to a leader that just died) may have been applied, so
+                    // they are resent only when resending is safe (idempotency key, GET).
+                    let retryable = status == StatusCode::SERVICE_UNAVAILABLE
+                        || (call.resend_safe
+                            && (status == StatusCode::BAD_GATEWAY
+                                || status == StatusCode::GATEWAY_TIMEOUT));
+                    if !retryable || started.elapsed() >= self.retry_window {
+                        if !retryable {
+                            self.preferred.store(index, Ordering::Relaxed);
+                        }
+                        return Ok((url.to_string(), status, body));
+                    }
                     if status != StatusCode::SERVICE_UNAVAILABLE {
-                        self.preferred.store(index, Ordering::Relaxed);
-                        return Ok((url.to_string(), status, body));
+                        // The node answering is fine; the leader behind it is not. Try another.
+                        index = (index + 1) % self.base_urls.len();
                     }
-                    if started.elapsed() >= self.retry_window {
-                        return Ok((url.to_string(), status, body));
-                    }
-                    // 503 means nothing changed (no leader yet): always safe to resend.
                     failures_in_row = 0;
-                    format!("HTTP 503 from {url}")
+                    format!("HTTP {status} from {url}")
                 }
                 Err(err) => {
                     let maybe_delivered = !err.is_connect();
