@@ -11,11 +11,13 @@
 //!
 //! Layout: `format` (byte layout and constants), `fs` (the file-system trait and the real
 //! implementation), `scan` (classifying a segment's bytes), `dir` (reading a directory),
-//! `recovery` (what `open` does), `segment` (one open segment), `wal` (append and group commit),
+//! `recovery` (what `open` does), `segment` (one open segment), `spare` (the next segment,
+//! prepared in the background), `wal` (append), `commit` (group commit),
 //! `read`, `maintenance` (truncate and purge), `vote`, `metrics`, `offline`, and `testing`
 //! (a fault-injecting file system). The format is described in `docs/format.md` and ADR 0002.
 #![deny(missing_docs)]
 
+mod commit;
 mod dir;
 mod error;
 pub mod format;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use crate::dir::{analyze, list, SegmentFile};
+use crate::dir::{analyze, list, Analysis, SegmentFile};
 use crate::error::{Error, Result};
 use crate::format::{RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::fs::{read_whole, FileSystem, StdFs};
@@ -135,10 +135,9 @@ pub fn scan_dir(dir: &Path) -> Result<DirReport> {
 pub fn scan_dir_with_progress(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<DirReport> {
     let fs = StdFs;
     let analysis = analyze(&fs, dir, progress)?;
-    let count = analysis.segments.len();
     let mut report = DirReport {
         dir: dir.to_path_buf(),
-        segments: Vec::with_capacity(count),
+        segments: Vec::with_capacity(analysis.segments.len()),
         vote: VoteState::Absent,
         records: 0,
         first_index: None,
@@ -148,65 +147,8 @@ pub fn scan_dir_with_progress(dir: &Path, progress: &mut dyn FnMut(u64, u64)) ->
         purge_leftovers: Vec::new(),
         problems: Vec::new(),
     };
-    let mut expected: Option<u64> = None;
-    for (k, seg) in analysis.segments.iter().enumerate() {
-        let scan = &seg.scan;
-        report.file_bytes += seg.file.file_bytes;
-        report.segments.push(SegmentInfo {
-            file_name: seg.file.name.clone(),
-            first_index: LogIndex(scan.first_index),
-            last_index: (scan.records > 0).then(|| LogIndex(scan.first_index + scan.records - 1)),
-            records: scan.records,
-            data_bytes: scan
-                .data_end
-                .max(SEGMENT_HEADER_BYTES.min(seg.file.file_bytes)),
-            file_bytes: seg.file.file_bytes,
-            state: if k + 1 == count {
-                SegmentState::Active
-            } else {
-                SegmentState::Sealed
-            },
-        });
-        if k < analysis.purge_leftovers {
-            report.purge_leftovers.push(seg.file.path.clone());
-            continue;
-        }
-        let prev_corrupt = k > 0
-            && matches!(
-                analysis.segments[k - 1].scan.end,
-                SegmentEnd::Corrupt { .. }
-            );
-        // A gap right after a corrupt segment is that corruption again, not a second problem.
-        if let Some(expected) = expected.filter(|&e| e != scan.first_index && !prev_corrupt) {
-            let prev = &analysis.segments[k - 1];
-            report.problems.push(corruption(
-                &prev.file.path,
-                prev.scan.data_end,
-                format!(
-                    "next segment {} starts at index {}, expected {expected}",
-                    seg.file.name, scan.first_index
-                ),
-            ));
-        }
-        expected = Some(scan.first_index + scan.records);
-        if scan.records > 0 {
-            report.first_index.get_or_insert(LogIndex(scan.first_index));
-            report.last_index = Some(LogIndex(scan.first_index + scan.records - 1));
-        }
-        report.records += scan.records;
-        match &scan.end {
-            SegmentEnd::Clean => {}
-            SegmentEnd::TornTail { offset, bytes } => report.problems.push(LogProblem {
-                file: seg.file.path.clone(),
-                offset: *offset,
-                kind: ProblemKind::TornTail { bytes: *bytes },
-            }),
-            SegmentEnd::Corrupt { offset, reason } => {
-                report
-                    .problems
-                    .push(corruption(&seg.file.path, *offset, reason.clone()));
-            }
-        }
+    for k in 0..analysis.segments.len() {
+        add_segment(&mut report, &analysis, k);
     }
     report.vote = match read_vote_file(&fs, dir) {
         Ok(None) => VoteState::Absent,
@@ -224,6 +166,66 @@ pub fn scan_dir_with_progress(dir: &Path, progress: &mut dyn FnMut(u64, u64)) ->
         Err(e) => return Err(e),
     };
     Ok(report)
+}
+
+/// Adds segment `k` of `analysis` to `report`: its row, its records, and its problems.
+fn add_segment(report: &mut DirReport, analysis: &Analysis, k: usize) {
+    let seg = &analysis.segments[k];
+    let scan = &seg.scan;
+    let last = k + 1 == analysis.segments.len();
+    report.file_bytes += seg.file.file_bytes;
+    report.segments.push(SegmentInfo {
+        file_name: seg.file.name.clone(),
+        first_index: LogIndex(scan.first_index),
+        last_index: (scan.records > 0).then(|| LogIndex(scan.first_index + scan.records - 1)),
+        records: scan.records,
+        data_bytes: scan
+            .data_end
+            .max(SEGMENT_HEADER_BYTES.min(seg.file.file_bytes)),
+        file_bytes: seg.file.file_bytes,
+        state: if last {
+            SegmentState::Active
+        } else {
+            SegmentState::Sealed
+        },
+    });
+    if k < analysis.purge_leftovers {
+        report.purge_leftovers.push(seg.file.path.clone());
+        return;
+    }
+    if k > analysis.purge_leftovers {
+        let prev = &analysis.segments[k - 1];
+        let expected = prev.scan.first_index + prev.scan.records;
+        // A gap right after a corrupt segment is that corruption again, not a second problem.
+        let prev_corrupt = matches!(prev.scan.end, SegmentEnd::Corrupt { .. });
+        if expected != scan.first_index && !prev_corrupt {
+            let reason = format!(
+                "next segment {} starts at index {}, expected {expected}",
+                seg.file.name, scan.first_index
+            );
+            report
+                .problems
+                .push(corruption(&prev.file.path, prev.scan.data_end, reason));
+        }
+    }
+    if scan.records > 0 {
+        report.first_index.get_or_insert(LogIndex(scan.first_index));
+        report.last_index = Some(LogIndex(scan.first_index + scan.records - 1));
+    }
+    report.records += scan.records;
+    match &scan.end {
+        SegmentEnd::Clean => {}
+        SegmentEnd::TornTail { offset, bytes } => report.problems.push(LogProblem {
+            file: seg.file.path.clone(),
+            offset: *offset,
+            kind: ProblemKind::TornTail { bytes: *bytes },
+        }),
+        SegmentEnd::Corrupt { offset, reason } => {
+            report
+                .problems
+                .push(corruption(&seg.file.path, *offset, reason.clone()));
+        }
+    }
 }
 
 fn corruption(file: &Path, offset: u64, reason: String) -> LogProblem {

@@ -4,11 +4,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use crate::commit::SyncState;
 use crate::error::{Error, Result};
 use crate::format::{encode_record, frame_bytes, RECORD_PAYLOAD_BYTES_MAX, SEGMENT_HEADER_BYTES};
-use crate::fs::{write_all_at, DirLock, FileSystem, StdFs};
+use crate::fs::{DirLock, FileSystem, StdFs};
 use crate::metrics::{Metrics, WalMetrics};
 use crate::options::{SyncPolicy, WalOptions};
 use crate::record::{LogIndex, Record};
@@ -25,11 +26,11 @@ pub struct Wal {
     /// The write lock: segments, offsets and write counters. Never held across a group-commit
     /// `fdatasync`.
     pub(crate) state: Mutex<State>,
-    sync: Mutex<SyncState>,
-    synced: Condvar,
+    pub(crate) sync: Mutex<SyncState>,
+    pub(crate) synced: Condvar,
     /// The first failure that left the disk state unknown; set once, never cleared.
     poison: OnceLock<String>,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
     pub(crate) vote_lock: Mutex<()>,
     /// Keeps other `Wal`s out of the directory while this one is open.
     _dir_lock: DirLock,
@@ -40,13 +41,13 @@ pub(crate) struct State {
     /// Segments in index order; only the last one is written to. Only the last may be empty.
     pub segments: Vec<Segment>,
     /// Frame bytes written since open (a position for group commit, never decreases).
-    written_bytes: u64,
+    pub written_bytes: u64,
     /// Records written since open.
-    written_records: u64,
+    pub written_records: u64,
     /// Frames appended to the active segment but not yet written to its file (they belong at
     /// its `flushed_end`). The group's syncer writes them with one `write` just before its
     /// `fdatasync`, so a commit group costs one write and one sync, not one write per appender.
-    pending: Vec<u8>,
+    pub pending: Vec<u8>,
     /// The next segment, being prepared in the background.
     spare: Spare,
 }
@@ -72,15 +73,6 @@ impl State {
         let next = self.next_index()?;
         (self.segments.iter().any(|s| s.records() > 0)).then(|| next - 1)
     }
-}
-
-#[derive(Debug, Default)]
-struct SyncState {
-    /// `State::written_bytes` covered by the last completed sync.
-    synced_bytes: u64,
-    synced_records: u64,
-    /// An appender is running `fdatasync` for the group right now.
-    syncing: bool,
 }
 
 /// A written batch, to wait on with `Wal::wait_durable`.
@@ -356,87 +348,6 @@ impl Wal {
         }
     }
 
-    /// Blocks until a sync covers write position `target`. The first waiter with nothing in
-    /// flight becomes the syncer for everyone written so far (leader/follower group commit).
-    fn wait_synced(&self, target: u64, delay: Option<Duration>) -> Result<()> {
-        let mut sync = lock(&self.sync);
-        loop {
-            self.check_poison()?;
-            if sync.synced_bytes >= target {
-                return Ok(());
-            }
-            if sync.syncing {
-                sync = self
-                    .synced
-                    .wait(sync)
-                    .unwrap_or_else(PoisonError::into_inner);
-                continue;
-            }
-            sync.syncing = true;
-            drop(sync);
-            if let Some(delay) = delay {
-                std::thread::sleep(delay);
-            }
-            let result = self.sync_active();
-            sync = lock(&self.sync);
-            sync.syncing = false;
-            self.synced.notify_all();
-            if let Err(e) = result {
-                return Err(self.poison_with(e));
-            }
-        }
-    }
-
-    /// Runs `fdatasync` on the active segment for everything written so far.
-    fn sync_active(&self) -> Result<()> {
-        let (active, bytes, records) = {
-            let mut st = lock(&self.state);
-            self.flush_pending(&mut st)?;
-            let active = st
-                .segments
-                .last()
-                .map(|s| (Arc::clone(&s.file), s.path.clone()));
-            (active, st.written_bytes, st.written_records)
-        };
-        let started = Instant::now();
-        if let Some((file, path)) = active {
-            file.sync_data()
-                .map_err(|e| Error::io("fdatasync", &path, e))?;
-        }
-        self.mark_synced(started.elapsed(), bytes, records);
-        Ok(())
-    }
-
-    fn mark_synced(&self, latency: Duration, bytes: u64, records: u64) {
-        let mut sync = lock(&self.sync);
-        if bytes > sync.synced_bytes {
-            self.metrics
-                .record_sync(latency, records - sync.synced_records);
-            sync.synced_bytes = bytes;
-            sync.synced_records = records;
-            self.synced.notify_all();
-        }
-    }
-
-    /// Writes the buffered frames to the active segment's file (one `write`). Every path that
-    /// reads or changes the file calls this first.
-    pub(crate) fn flush_pending(&self, st: &mut State) -> Result<()> {
-        if st.pending.is_empty() {
-            return Ok(());
-        }
-        // After a failure the file's state is unknown; never write over it again.
-        self.check_poison()?;
-        let Some(seg) = st.segments.last_mut() else {
-            unreachable!("pending frames belong to the active segment");
-        };
-        if let Err(e) = write_all_at(seg.file.as_ref(), &st.pending, seg.flushed_end) {
-            return Err(self.poison_with(Error::io("write segment", &seg.path, e)));
-        }
-        seg.flushed_end = seg.data_end;
-        st.pending.clear();
-        Ok(())
-    }
-
     /// A snapshot of the counters.
     pub fn metrics(&self) -> WalMetrics {
         self.metrics.snapshot()
@@ -464,7 +375,7 @@ impl Wal {
         Ok(lock(&self.state))
     }
 
-    fn check_poison(&self) -> Result<()> {
+    pub(crate) fn check_poison(&self) -> Result<()> {
         match self.poison.get() {
             Some(reason) => Err(Error::Poisoned {
                 reason: reason.clone(),
