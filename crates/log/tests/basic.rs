@@ -306,3 +306,38 @@ fn rolls_use_the_background_spare_and_close_removes_it() {
     assert_eq!(indices(&wal), (1..=200).collect::<Vec<_>>());
     assert!(steward_log::scan_dir(dir.path()).unwrap().is_clean());
 }
+
+#[test]
+fn never_policy_still_reaches_the_file_before_append_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = WalOptions {
+        sync_policy: SyncPolicy::Never,
+        ..small()
+    };
+    let (wal, _) = Wal::open(dir.path(), options).unwrap();
+    wal.append(batch(1..6, 1)).unwrap();
+    // Another reader of the directory (as after a process crash) sees every record.
+    let seen: Vec<u64> = steward_log::read_dir_records(dir.path(), 0..100)
+        .unwrap()
+        .map(|r| r.unwrap().index.0)
+        .collect();
+    assert_eq!(seen, vec![1, 2, 3, 4, 5]);
+    assert_eq!(wal.metrics().syncs, 0);
+}
+
+#[test]
+fn iter_starts_at_the_first_record_after_a_purge() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), small()).unwrap();
+    for start in (1..600).step_by(20) {
+        wal.append(batch(start..start + 20, 1)).unwrap();
+    }
+    wal.purge_before(LogIndex(400)).unwrap();
+    let first = wal.first_index().unwrap().0;
+    assert!(
+        first > 256,
+        "purge must have removed more than one iterator chunk ({first})"
+    );
+    let got: Vec<u64> = wal.iter(0..10_000).map(|r| r.unwrap().index.0).collect();
+    assert_eq!(got, (first..=600).collect::<Vec<_>>());
+}
