@@ -178,11 +178,15 @@ fn scan_file(
         .open_read(&file.path)
         .map_err(|e| Error::io("open segment", &file.path, e))?;
     let len = usize::try_from(file.file_bytes).unwrap_or(usize::MAX);
-    buf.clear();
-    buf.resize(len, 0);
-    read_exact_at(handle.as_ref(), buf, 0).map_err(|e| Error::io("read segment", &file.path, e))?;
+    // Grow only: every byte of `..len` is overwritten by the read, so no need to zero it again.
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+    let bytes = &mut buf[..len];
+    read_exact_at(handle.as_ref(), bytes, 0)
+        .map_err(|e| Error::io("read segment", &file.path, e))?;
     let mut offsets = Vec::new();
-    let mut scan = scan_segment(buf, file.name_index, sealed, |offset, _, _| {
+    let mut scan = scan_segment(bytes, file.name_index, sealed, |offset, _, _| {
         offsets.push(u32::try_from(offset).unwrap_or(u32::MAX));
     });
     if file.file_bytes > u64::from(u32::MAX) {

@@ -115,9 +115,10 @@ fn classify_rest(
     stop_reason: Option<String>,
 ) -> SegmentEnd {
     let rest = &bytes[offset as usize..];
-    let Some(last_non_zero) = rest.iter().rposition(|&b| b != 0) else {
+    if is_all_zero(rest) {
         return SegmentEnd::Clean;
-    };
+    }
+    let last_non_zero = rest.iter().rposition(|&b| b != 0).unwrap_or(0);
     let reason = stop_reason.unwrap_or_else(|| "zeroed record header".to_string());
     if let Some(valid_at) = find_valid_frame(bytes, offset + RECORD_ALIGN_BYTES, expected) {
         return corrupt(
@@ -132,6 +133,14 @@ fn classify_rest(
         offset,
         bytes: last_non_zero as u64 + 1,
     }
+}
+
+/// Whether `bytes` is all zeroes. Folds 4 KiB chunks with OR, which the compiler vectorises:
+/// on open this runs over the unused, preallocated part of the active segment (up to 64 MiB).
+fn is_all_zero(bytes: &[u8]) -> bool {
+    bytes
+        .chunks(4096)
+        .all(|chunk| chunk.iter().fold(0u8, |acc, &b| acc | b) == 0)
 }
 
 /// Looks for any whole frame with an index of at least `min_index` at an aligned offset from
