@@ -313,7 +313,8 @@ fn many_jobs(template: &Job, workers: &[Worker], count: u64, retained: u64) -> B
         retained_finished_jobs: retained,
         ..StateConfig::default()
     };
-    let globals = State::new(config)?.globals().clone();
+    let mut globals = State::new(config)?.globals().clone();
+    globals.last_applied = LogIndex(count);
     let jobs = (1..=count).map(|n| {
         let mut job = template.clone();
         job.id = JobId(n * 1000);
