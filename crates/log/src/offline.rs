@@ -14,7 +14,7 @@ use crate::format::{RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::fs::{read_whole, FileSystem, StdFs};
 use crate::options::{RecoveryMode, WalOptions};
 use crate::record::LogIndex;
-use crate::recovery::RecoveryReport;
+use crate::recovery::RepairReport;
 use crate::scan::{scan_segment, SegmentEnd};
 use crate::vote::read_vote_file;
 use crate::wal::Wal;
@@ -239,7 +239,7 @@ fn corruption(file: &Path, offset: u64, reason: String) -> LogProblem {
 /// Repairs `dir` explicitly: cuts a torn tail, and copies a damaged segment aside
 /// (`*.broken`), moves later segments aside and cuts the log at the damage. The report says
 /// exactly what was moved and cut. Fails if `dir` does not exist.
-pub fn repair_dir(dir: &Path) -> Result<RecoveryReport> {
+pub fn repair_dir(dir: &Path) -> Result<RepairReport> {
     StdFs
         .list_dir(dir)
         .map_err(|e| Error::io("list directory", dir, e))?;

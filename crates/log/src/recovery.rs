@@ -34,6 +34,10 @@ pub struct RecoveryReport {
     pub removed_purge_leftovers: Vec<PathBuf>,
 }
 
+/// What `repair_dir` did: the same report as `open`'s, with `repair` filled in when there was
+/// corruption.
+pub type RepairReport = RecoveryReport;
+
 /// A torn tail cut off the last segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTailCut {
