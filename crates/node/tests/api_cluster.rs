@@ -387,3 +387,82 @@ async fn lifecycle_wait_metrics_and_readiness() {
     }
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_and_leadership_through_the_api() {
+    let mut cluster = start_cluster(3).await;
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    let client = Client::new(vec![cluster.urls[follower].clone()]).unwrap();
+
+    // Transfer leadership through a follower (forwarded to the leader).
+    let target = cluster.nodes[follower].id();
+    let moved = client.transfer_leader(target).await.unwrap();
+    assert_eq!((moved.from, moved.to), (cluster.nodes[leader].id(), target));
+    let new_leader = cluster.leader().await;
+    assert_eq!(cluster.nodes[new_leader].id(), target);
+
+    // Join a fourth node, started empty (no initial members), then remove it.
+    let peer = PeerConfig {
+        id: 4,
+        raft_addr: free_addr(),
+        api_addr: free_addr(),
+    };
+    let config = NodeConfig {
+        id: 4,
+        data_dir: cluster._dir.path().join("node-4"),
+        raft_addr: peer.raft_addr,
+        api_addr: peer.api_addr,
+        heartbeat_interval_ms: 50,
+        election_timeout_min_ms: 300,
+        election_timeout_max_ms: 600,
+        ..NodeConfig::default()
+    };
+    let fourth = Node::start(config).await.unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(steward_node::api::serve_with(
+        fourth.clone(),
+        peer.api_addr,
+        ApiOptions::default(),
+        async move {
+            let _stopped = stopped.await;
+        },
+    ));
+    cluster.nodes.push(fourth);
+    cluster
+        .urls
+        .push(Url::parse(&format!("http://{}", peer.api_addr)).unwrap());
+    cluster.stops.push(stop);
+    let request = AddMemberRequest {
+        id: 4,
+        raft_addr: peer.raft_addr,
+        api_addr: peer.api_addr,
+    };
+    let status = client.add_member(&request).await.unwrap();
+    assert!(
+        status.members.iter().any(|m| m.id == 4 && m.voter),
+        "{status:?}"
+    );
+    // The new member serves reads of its own once it has caught up.
+    let job = client
+        .submit(&one_workflow(&["after-join"]), None)
+        .await
+        .unwrap()
+        .job;
+    let on_fourth = cluster.client(3);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while on_fourth.job(job.id, true).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "node 4 never applied job {}",
+            job.id
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = client.remove_member(4).await.unwrap();
+    assert!(status.members.iter().all(|m| m.id != 4), "{status:?}");
+    // Removing an unknown member is refused, not a 500.
+    let err = client.remove_member(77).await.unwrap_err();
+    assert!(matches!(err.status(), Some(400..=499)), "{err}");
+    cluster.stop().await;
+}
