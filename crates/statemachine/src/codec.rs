@@ -99,6 +99,23 @@ pub fn body_hash(spec: &JobSpec) -> BodyHash {
     BodyHash(fnv_of(spec))
 }
 
+impl State {
+    /// [`snapshot`] as a method.
+    pub fn snapshot(&self) -> Result<Vec<u8>> {
+        snapshot(self)
+    }
+
+    /// [`restore`] as an associated function.
+    pub fn restore(bytes: &[u8]) -> Result<State> {
+        restore(bytes)
+    }
+
+    /// [`state_hash`] as a method.
+    pub fn state_hash(&self) -> u64 {
+        state_hash(self)
+    }
+}
+
 fn header(magic: [u8; 4], version: u16) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(256);
     bytes.extend_from_slice(&magic);
