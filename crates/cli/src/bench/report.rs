@@ -120,9 +120,11 @@ pub struct Report {
     pub quick: bool,
     /// Where the engines wrote.
     pub dir: String,
-    /// Warm-up and measurement window per point.
+    /// Slices each point is measured in, the targets of a cell taking turns.
+    pub rounds: u32,
+    /// Warm-up per point (all slices together); not measured.
     pub warmup_seconds: f64,
-    /// Measurement window per point.
+    /// Measured time per point (all slices together).
     pub measure_seconds: f64,
     /// `/proc/loadavg` when the run started and ended: other work on the machine skews
     /// latency, and this says how busy it was.
@@ -242,11 +244,13 @@ pub fn render(report: &Report, notes: &[(TargetKind, &'static str)]) -> String {
     // Writing into a String cannot fail; the results are ignored for that reason.
     let _ = writeln!(
         s,
-        "steward bench wal{mode}\ndir: {}\nper point: {:.1} s warm-up, {:.1} s measured\n\
+        "steward bench wal{mode}\ndir: {}\nper point: {:.1} s warm-up, {:.1} s measured, in {} \
+         slices taking turns with the other targets\n\
          load average (1, 5, 15 min) at start: {}, at end: {}\n",
         report.dir,
         report.warmup_seconds,
         report.measure_seconds,
+        report.rounds,
         report.load_average.0,
         report.load_average.1
     );

@@ -42,6 +42,17 @@ pub struct PointMeasurement {
     pub latency_ns: Histogram<u64>,
 }
 
+impl PointMeasurement {
+    /// Adds another slice of the same point: records and time add up, histograms merge.
+    pub fn merge(&mut self, other: PointMeasurement) -> anyhow::Result<()> {
+        self.records += other.records;
+        self.elapsed += other.elapsed;
+        self.latency_ns
+            .add(&other.latency_ns)
+            .context("merge latency histograms")
+    }
+}
+
 fn new_histogram() -> anyhow::Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, LATENCY_NS_MAX, LATENCY_SIGNIFICANT_DIGITS)
         .context("create latency histogram")

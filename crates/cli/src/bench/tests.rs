@@ -44,6 +44,7 @@ fn every_target_appends_and_reports() {
     let report = Report {
         quick: true,
         dir: dir.path().display().to_string(),
+        rounds: 1,
         warmup_seconds: 0.0,
         measure_seconds: 0.0,
         load_average: ("0 0 0".to_owned(), "0 0 0".to_owned()),

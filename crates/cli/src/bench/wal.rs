@@ -1,9 +1,10 @@
 //! One run of `steward bench wal`: picks the run directory, walks the grid of points, times
 //! recovery, prints the report.
 //!
-//! Every point opens a fresh instance of its target in its own directory and deletes it after,
-//! except steward-log, whose one WAL directory collects every steward point of the run (so
-//! `--keep` can hand it to `steward log inspect`). It does not measure anything itself.
+//! Every cell (payload size, appender count) opens a fresh instance of each target in its own
+//! directory, lets the targets take turns in short slices, and deletes the directories after,
+//! except steward-log's, whose one WAL collects every steward point of the run (so `--keep` can
+//! hand it to `steward log inspect`). It does not measure anything itself.
 
 use std::io::IsTerminal;
 use std::os::unix::fs::MetadataExt;
@@ -15,7 +16,7 @@ use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::report::{self, PointResult, Report};
-use super::runner::{run_point, PointLimits};
+use super::runner::{run_point, PointLimits, PointMeasurement};
 use super::target::TargetKind;
 use super::{recovery, WalArgs};
 
@@ -23,18 +24,36 @@ use super::{recovery, WalArgs};
 pub const PAYLOAD_BYTES: [usize; 2] = [256, 4096];
 /// Concurrent appender counts measured.
 pub const APPENDERS: [usize; 3] = [1, 8, 64];
-/// Full run: warm-up and measurement window of each point, and a bound on appends per point.
-const FULL_LIMITS: PointLimits = PointLimits {
-    warmup: Duration::from_millis(500),
-    measure: Duration::from_secs(3),
-    records_max: 20_000_000,
+/// Full run: each point is measured in `rounds` slices; within a cell (payload, appenders) the
+/// targets take turns slice by slice, so a disturbance from elsewhere on the machine (another
+/// process's `fsync` storm) hits every target alike instead of one. 6 × 0.5 s = 3 s measured.
+const FULL_PLAN: Plan = Plan {
+    slice: PointLimits {
+        warmup: Duration::from_millis(100),
+        measure: Duration::from_millis(500),
+        records_max: 5_000_000,
+    },
+    rounds: 6,
 };
-/// `--quick`: the same grid with short points.
-const QUICK_LIMITS: PointLimits = PointLimits {
-    warmup: Duration::from_millis(100),
-    measure: Duration::from_millis(400),
-    records_max: 2_000_000,
+/// `--quick`: the same grid with 2 × 0.2 s per point.
+const QUICK_PLAN: Plan = Plan {
+    slice: PointLimits {
+        warmup: Duration::from_millis(50),
+        measure: Duration::from_millis(200),
+        records_max: 1_000_000,
+    },
+    rounds: 2,
 };
+
+/// How each point is measured.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    /// One slice of a point.
+    slice: PointLimits,
+    /// Slices per point.
+    rounds: u32,
+}
+
 /// Size of the log whose recovery is timed: the 1 GiB of the target.
 const FULL_RECOVERY_BYTES: u64 = 1 << 30;
 /// `--quick` recovery log size (64 MiB); reported as reduced.
@@ -44,10 +63,10 @@ const TMPFS_MAGIC: i64 = 0x0102_1994;
 
 /// Runs the benchmark described by `args` and prints its report on stdout.
 pub fn run(args: &WalArgs) -> anyhow::Result<()> {
-    let (limits, recovery_bytes) = if args.quick {
-        (QUICK_LIMITS, QUICK_RECOVERY_BYTES)
+    let (plan, recovery_bytes) = if args.quick {
+        (QUICK_PLAN, QUICK_RECOVERY_BYTES)
     } else {
-        (FULL_LIMITS, FULL_RECOVERY_BYTES)
+        (FULL_PLAN, FULL_RECOVERY_BYTES)
     };
     let targets: Vec<TargetKind> = if args.targets.is_empty() {
         TargetKind::ALL.to_vec()
@@ -72,42 +91,33 @@ pub fn run(args: &WalArgs) -> anyhow::Result<()> {
     };
     let load_at_start = load_average();
     let with_recovery = targets.contains(&TargetKind::Steward);
-    let total =
-        (PAYLOAD_BYTES.len() * APPENDERS.len() * targets.len()) as u64 + u64::from(with_recovery);
-    let progress = progress_bar(total);
+    let cells = (PAYLOAD_BYTES.len() * APPENDERS.len()) as u64;
+    let progress = progress_bar(cells * u64::from(plan.rounds) + u64::from(with_recovery));
     let mut points = Vec::new();
     let mut notes = Vec::new();
     for payload_bytes in PAYLOAD_BYTES {
-        let payload = payload_of(payload_bytes);
         for appenders in APPENDERS {
-            for &kind in &targets {
-                progress.set_message(format!("{kind}, {payload_bytes} B, {appenders} appenders"));
-                let dir = match kind {
+            let cell = Cell {
+                payload: payload_of(payload_bytes),
+                appenders,
+            };
+            let dirs = targets
+                .iter()
+                .map(|&kind| match kind {
                     TargetKind::Steward => steward_dir.clone(),
                     _ => run_dir
                         .path()
                         .join(format!("{kind:?}-{payload_bytes}-{appenders}")),
-                };
-                let target = kind.open(&dir)?;
-                let measured = run_point(target.as_ref(), appenders, &payload, limits)
-                    .with_context(|| format!("{kind}, {payload_bytes} B, {appenders} appenders"))?;
-                let records_per_sync = target.records_per_sync();
-                if !notes.iter().any(|(k, _)| *k == kind) {
-                    notes.push((kind, target.durability_note()));
-                }
-                drop(target);
-                if kind != TargetKind::Steward {
-                    std::fs::remove_dir_all(&dir)
+                })
+                .collect::<Vec<_>>();
+            points.extend(run_cell(
+                &cell, &targets, &dirs, plan, &progress, &mut notes,
+            )?);
+            for (kind, dir) in targets.iter().zip(&dirs) {
+                if *kind != TargetKind::Steward {
+                    std::fs::remove_dir_all(dir)
                         .with_context(|| format!("remove {}", dir.display()))?;
                 }
-                points.push(PointResult::new(
-                    kind,
-                    payload_bytes,
-                    appenders,
-                    &measured,
-                    records_per_sync,
-                ));
-                progress.inc(1);
             }
         }
     }
@@ -124,8 +134,9 @@ pub fn run(args: &WalArgs) -> anyhow::Result<()> {
     let report = Report {
         quick: args.quick,
         dir: run_dir.path().display().to_string(),
-        warmup_seconds: limits.warmup.as_secs_f64(),
-        measure_seconds: limits.measure.as_secs_f64(),
+        rounds: plan.rounds,
+        warmup_seconds: plan.slice.warmup.as_secs_f64() * f64::from(plan.rounds),
+        measure_seconds: plan.slice.measure.as_secs_f64() * f64::from(plan.rounds),
         load_average: (load_at_start, load_average()),
         points,
         recovery,
@@ -142,6 +153,59 @@ pub fn run(args: &WalArgs) -> anyhow::Result<()> {
         .close()
         .context("remove the benchmark's run directory")?;
     Ok(())
+}
+
+/// One payload size and appender count, measured on every target.
+struct Cell {
+    payload: Bytes,
+    appenders: usize,
+}
+
+/// Opens every target of a cell, lets them take turns for `plan.rounds` slices, closes them.
+fn run_cell(
+    cell: &Cell,
+    kinds: &[TargetKind],
+    dirs: &[PathBuf],
+    plan: Plan,
+    progress: &ProgressBar,
+    notes: &mut Vec<(TargetKind, &'static str)>,
+) -> anyhow::Result<Vec<PointResult>> {
+    let (payload_bytes, appenders) = (cell.payload.len(), cell.appenders);
+    let mut opened = Vec::with_capacity(kinds.len());
+    for (&kind, dir) in kinds.iter().zip(dirs) {
+        opened.push((kind, kind.open(dir)?, None::<PointMeasurement>));
+    }
+    for round in 1..=plan.rounds {
+        progress.set_message(format!(
+            "{payload_bytes} B, {appenders} appenders, round {round}/{}",
+            plan.rounds
+        ));
+        for (kind, target, total) in &mut opened {
+            let slice = run_point(target.as_ref(), appenders, &cell.payload, plan.slice)
+                .with_context(|| format!("{kind}, {payload_bytes} B, {appenders} appenders"))?;
+            match total {
+                Some(total) => total.merge(slice)?,
+                None => *total = Some(slice),
+            }
+        }
+        progress.inc(1);
+    }
+    let mut points = Vec::with_capacity(opened.len());
+    for (kind, target, total) in opened {
+        if !notes.iter().any(|(k, _)| *k == kind) {
+            notes.push((kind, target.durability_note()));
+        }
+        if let Some(total) = total {
+            points.push(PointResult::new(
+                kind,
+                payload_bytes,
+                appenders,
+                &total,
+                target.records_per_sync(),
+            ));
+        }
+    }
+    Ok(points)
 }
 
 /// The system temporary directory if it shares a file system with the working directory
