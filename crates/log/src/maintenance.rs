@@ -57,6 +57,16 @@ impl Wal {
             Some(next) => index > next || (index == next && st.records() > 0),
         };
         if reset {
+            let old = st.segments.len();
+            // An empty active segment already named `index` (after a roll or a cut) is exactly
+            // the segment a reset would create: keep it, drop everything before it.
+            if st
+                .segments
+                .last()
+                .is_some_and(|s| s.records() == 0 && s.first_index == index)
+            {
+                return self.remove_segments_from_front(&mut st, old - 1);
+            }
             let fresh = Segment::create(
                 self.fs.as_ref(),
                 &self.dir,
@@ -64,7 +74,6 @@ impl Wal {
                 self.options.segment_bytes_max,
             )
             .map_err(|e| self.poison_with(e))?;
-            let old = st.segments.len();
             st.segments.push(fresh);
             return self.remove_segments_from_front(&mut st, old);
         }

@@ -221,7 +221,7 @@ fn open(dir: &Path) -> (Wal, Arc<Faults>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
     fn log_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
@@ -235,4 +235,46 @@ proptest! {
         let report = steward_log::scan_dir(dir.path()).unwrap();
         prop_assert!(report.is_clean(), "{:?}", report.problems);
     }
+}
+
+/// Shrunk from a failing run of `log_matches_model` with 512 cases: `purge_before(next)` when the
+/// active segment is empty and already named `next` replaced that segment with a new file of the
+/// same name and then deleted it as one of the old segments.
+#[test]
+fn regression_tear_then_truncate_then_purge() {
+    let ops = [
+        Op::Append {
+            count: 1,
+            payload_bytes: 25,
+            new_term: false,
+        },
+        Op::TearTail {
+            count: 4,
+            keep_per_mille: 747,
+        },
+        Op::Append {
+            count: 2,
+            payload_bytes: 441,
+            new_term: false,
+        },
+        Op::Append {
+            count: 5,
+            payload_bytes: 489,
+            new_term: false,
+        },
+        Op::TearTail {
+            count: 3,
+            keep_per_mille: 324,
+        },
+        Op::TruncateAfter { back: 4 },
+        Op::TruncateAfter { back: 2 },
+        Op::PurgeBefore { forward: 6 },
+    ];
+    let dir = fast_tempdir();
+    let mut h = Harness::open(dir.path());
+    for op in &ops {
+        h.apply(op);
+    }
+    h.reopen();
+    h.check();
 }
