@@ -19,7 +19,6 @@ pub mod raft;
 pub mod transport;
 
 pub use config::{NodeConfig, PeerConfig, SyncPolicyConfig};
-pub use duties::clock::LeaderClock;
 pub use error::{Error, Result};
 pub use node::{Consistency, Node};
 pub use raft::status::{ClusterStatus, MemberStatus, NodeMetrics, TransferReport};

@@ -112,17 +112,7 @@ impl Node {
         config.validate()?;
         let raft_config = Arc::new(config.openraft_config()?);
         let (mut log, sm) = open_storage(&config).await?;
-        let fresh = log
-            .read_vote()
-            .await
-            .map_err(|e| Error::storage("read the vote", e))?
-            .is_none()
-            && log
-                .get_log_state()
-                .await
-                .map_err(|e| Error::storage("read the log", e))?
-                .last_log_id
-                .is_none();
+        let fresh = is_fresh(&mut log).await?;
         let stats = Arc::new(TransportStats::default());
         let pool = Arc::new(PeerPool::new(stats.clone()));
         let network = NetworkFactory::new(config.id, pool.clone());
@@ -130,12 +120,15 @@ impl Node {
         let raft = Raft::new(config.id, raft_config, network, log.clone(), sm)
             .await
             .map_err(|e| fatal_error("start openraft", e))?;
-        let handler = Arc::new(RaftHandler::new(raft.clone()));
-        let server = RaftServer::bind(config.raft_addr, handler, stats.clone()).await?;
+        let server = match listen_and_bootstrap(&raft, &config, stats.clone(), fresh).await {
+            Ok(server) => server,
+            Err(e) => {
+                // Stop the core we just started; the start error is what the caller needs.
+                let _ignored = raft.shutdown().await;
+                return Err(e);
+            }
+        };
         let raft_addr = server.local_addr();
-        if fresh && !config.initial_members.is_empty() {
-            bootstrap(&raft, &config.initial_members).await?;
-        }
         let (stop, stopped) = watch::channel(false);
         let node = Node {
             inner: Arc::new(Inner {
@@ -376,6 +369,37 @@ impl Node {
         self.inner.sm.flush();
         raft.map_err(|e| Error::raft("shutdown", e))
     }
+}
+
+/// True when this node never voted and its log is empty: only then may it bootstrap.
+async fn is_fresh(log: &mut LogStore) -> Result<bool> {
+    let vote = log
+        .read_vote()
+        .await
+        .map_err(|e| Error::storage("read the vote", e))?;
+    let state = log
+        .get_log_state()
+        .await
+        .map_err(|e| Error::storage("read the log state", e))?;
+    Ok(vote.is_none() && state.last_log_id.is_none())
+}
+
+/// Binds the Raft listener and, on a fresh node with initial members, bootstraps the group.
+async fn listen_and_bootstrap(
+    raft: &Raft,
+    config: &NodeConfig,
+    stats: Arc<TransportStats>,
+    fresh: bool,
+) -> Result<RaftServer> {
+    let handler = Arc::new(RaftHandler::new(raft.clone()));
+    let server = RaftServer::bind(config.raft_addr, handler, stats).await?;
+    if fresh && !config.initial_members.is_empty() {
+        if let Err(e) = bootstrap(raft, &config.initial_members).await {
+            server.shutdown().await;
+            return Err(e);
+        }
+    }
+    Ok(server)
 }
 
 async fn bootstrap(raft: &Raft, members: &[PeerConfig]) -> Result<()> {

@@ -1,5 +1,6 @@
 //! In-process three-node clusters on loopback: election and replication, and a follower
-//! restarted from disk catching up by log, and by snapshot after the leader purged its WAL.
+//! restarted from disk catching up by log (even with its sled view deleted), and by snapshot
+//! after the leader purged its WAL.
 
 // Tests fail loudly on any unexpected error; that is their job.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -92,6 +93,10 @@ async fn restarted_follower_catches_up_by_log() {
         )
         .await;
     }
+    // sled is only a view (ADR 0007): losing it entirely must cost a re-apply from the WAL,
+    // not data.
+    let sled_dir = cluster.configs[&follower].data_dir.join("sled");
+    std::fs::remove_dir_all(&sled_dir).unwrap();
     cluster.restart(follower).await;
     let hash = cluster.converged(20).await;
     let restarted = &cluster.nodes[&follower];

@@ -19,6 +19,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 use steward_log::{LogIndex, Record, Wal};
 
+use crate::raft::flusher::Flusher;
 use crate::raft::{NodeId, PeerNode, ProposalBytes, TypeConfig};
 
 /// WAL record kind of a normal entry (one encoded proposal).
@@ -80,6 +81,8 @@ pub struct LogStore {
     /// The committed index openraft last reported, plus one (0 = unknown). In memory only:
     /// persisting it would cost a sync per commit, and the leader re-sends it after a restart.
     committed_plus_one: Arc<std::sync::atomic::AtomicU64>,
+    /// Reports written batches to openraft once durable.
+    flusher: Flusher,
 }
 
 type StoreResult<T> = Result<T, StorageError<NodeId>>;
@@ -151,11 +154,14 @@ impl LogStore {
         })
         .await
         .map_err(|e| crate::Error::storage(what, e))?;
+        let flusher = Flusher::start(&wal)
+            .map_err(|e| crate::Error::storage("start the WAL flusher thread", e))?;
         Ok(LogStore {
             wal,
             dir: dir.to_path_buf(),
             blob: Arc::new(tokio::sync::Mutex::new(blob)),
             committed_plus_one: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            flusher,
         })
     }
 
@@ -180,6 +186,15 @@ impl LogStore {
         let bytes = blob.encode()?;
         let wal = self.wal.clone();
         blocking(move || wal.save_vote(&bytes).map_err(|e| e.to_string())).await
+    }
+
+    /// Waits until every written batch is durable and reported, so that truncate and purge
+    /// never race the flusher over the same records.
+    async fn settle(&self, what: &str) -> StoreResult<()> {
+        self.flusher.barrier().await.map_err(|e| {
+            let what = format!("{what} in {}", self.dir.display());
+            StorageIOError::write_logs(io_err(what, e)).into()
+        })
     }
 
     async fn read_range(&self, start: u64, end: u64) -> StoreResult<Vec<Entry<TypeConfig>>> {
@@ -287,10 +302,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.blob.lock().await.vote)
     }
 
-    /// Correctness: the entries are written and fsynced (WAL group commit) before `callback`
-    /// fires and before this returns, so they are readable on return and durable when openraft
-    /// hears of them. A crash in the middle leaves a prefix of the batch, which openraft never
-    /// counted as flushed.
+    /// Correctness: the entries are written (readable) before this returns; `callback` fires
+    /// only after an `fdatasync` covers them (the flusher thread, WAL group commit), so openraft
+    /// never counts an entry as flushed before it is durable. A crash in between leaves a prefix
+    /// of the written batches, none of which openraft counted as flushed.
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StoreResult<()>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
@@ -313,10 +328,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| StorageIOError::write_logs(AnyError::error(e)))?;
         let (first, count) = (records.first().map(|r| r.index.0), records.len());
         let wal = self.wal.clone();
-        let result = blocking(move || wal.append(records).map_err(|e| e.to_string())).await;
-        match result {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
+        let written = blocking(move || wal.write(records).map_err(|e| e.to_string())).await;
+        match written {
+            Ok(ticket) => {
+                self.flusher.flush(ticket, callback);
                 Ok(())
             }
             Err(e) => {
@@ -334,6 +349,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// log; that never happens in a running cluster (those entries are committed) but the
     /// openraft suite exercises it.
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
+        self.settle("wait for pending syncs before truncating")
+            .await?;
         let wal = self.wal.clone();
         let index = log_id.index;
         let result = blocking(move || {
@@ -358,6 +375,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// Correctness: the purge point is saved durably first, then whole segments below it are
     /// deleted; a crash in between leaves extra readable records that `last_purged` hides.
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
+        self.settle("wait for pending syncs before purging").await?;
         let mut blob = self.blob.lock().await;
         if blob.last_purged.is_some_and(|p| p.index >= log_id.index) {
             return Ok(());

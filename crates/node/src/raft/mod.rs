@@ -12,6 +12,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 pub(crate) mod cluster;
+mod flusher;
 pub(crate) mod handler;
 pub mod log_store;
 pub mod network;

@@ -87,8 +87,9 @@ impl Shared {
     }
 
     fn lock_read(&self) -> RwLockReadGuard<'_, Applied> {
-        // A poisoned lock means an apply panicked mid-way; the state is still the last one that
-        // was fully written (apply mutates a clone only on success paths of the pure fold).
+        // A poisoned lock means a fold panicked mid-way, which `apply` never does on any input
+        // (it refuses instead); reads then see the state as the panic left it, and the node's
+        // storage error stops openraft from applying more.
         self.applied
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
