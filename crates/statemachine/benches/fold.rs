@@ -139,17 +139,22 @@ fn run_child(role: &str, case: &str) -> BenchResult<()> {
 }
 
 fn memory_section() -> BenchResult<()> {
-    for kind in ["full", "compacted"] {
+    for kind in ["full", "compacted", "default"] {
         run_child("memory-child", kind)?;
     }
     Ok(())
 }
 
-/// Builds `JOBS` finished jobs (`full` or `compacted`) in a fresh process and prints the
+/// Builds `JOBS` finished jobs (`full`, `compacted`, or the `default` retention of 100 000
+/// full and the rest compacted) in a fresh process and prints the
 /// resident growth per job, indexes included.
 fn memory_child(kind: &str) -> BenchResult<()> {
     let (template, workers) = finished_job_template()?;
-    let retained = if kind == "full" { JOBS } else { 0 };
+    let retained = match kind {
+        "full" => JOBS,
+        "compacted" => 0,
+        _ => RETAINED_FINISHED_JOBS_DEFAULT,
+    };
     let before = resident_bytes();
     let state = many_jobs(&template, &workers, JOBS, retained)?;
     let after = resident_bytes();

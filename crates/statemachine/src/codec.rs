@@ -318,7 +318,7 @@ mod tests {
         let hashes = (state_hash(&empty), state_hash(&state), body_hash(&spec).0);
         let pinned = (
             0x2039_4626_8d7c_9582,
-            0x3341_ed6d_cfc3_bae4,
+            0x336a_31fa_c2a2_537a,
             0xe579_8eab_6d19_bfa6,
         );
         assert_eq!(hashes, pinned, "{hashes:#x?}");

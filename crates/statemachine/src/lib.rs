@@ -57,7 +57,7 @@ pub use crate::rejection::Rejection;
 pub use crate::replay::{fold, Replayer, StopAt};
 pub use crate::spec::{validate_key, JobSpec, WorkflowSpec};
 pub use crate::state::{
-    ExtensionTracker, FailureCause, Globals, Happening, IdempotencyEntry, Job, JobExtensions,
-    Parts, Records, State, TimelineEntry, TimeoutRecord, Worker, WorkflowState,
+    ExtensionTracker, Failure, FailureCause, Globals, Happening, IdempotencyEntry, Job,
+    JobExtensions, Parts, Records, State, TimelineEntry, TimeoutRecord, Worker, WorkflowState,
 };
 pub use crate::status::{DenialReason, JobStatus, TimeoutReason, WorkerStatus, WorkflowStatus};

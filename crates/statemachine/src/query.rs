@@ -182,11 +182,17 @@ impl State {
                 cores: spec.cores,
                 retries_used: runtime.retries_used,
                 progress: runtime.progress,
-                last_error: runtime.last_error.clone(),
-                exit_code: runtime.exit_code,
+                last_error: runtime
+                    .failure
+                    .as_ref()
+                    .map(|failure| failure.error.clone()),
+                exit_code: runtime
+                    .failure
+                    .as_ref()
+                    .and_then(|failure| failure.exit_code),
             })
             .collect();
-        let extensions = &record.extensions;
+        let extensions = record.extensions.as_deref();
         Some(JobView {
             id: record.id,
             name: record.spec.name.clone(),
@@ -198,13 +204,14 @@ impl State {
             submitted_at_ms: record.submitted_at_ms,
             finished_at_ms: record.finished_at_ms,
             timeout_ms: record.spec.timeout_ms,
-            total_extensions_granted_ms: extensions.total_granted_ms,
-            max_worker_extension_ms: extensions.max_worker_extension_ms,
-            workers_with_extensions: extensions
-                .trackers
-                .values()
-                .filter(|t| t.grants > 0)
-                .count() as u32,
+            total_extensions_granted_ms: record.total_extensions_granted_ms(),
+            max_worker_extension_ms: extensions.map_or(0, |ext| ext.max_worker_extension_ms),
+            workers_with_extensions: extensions.map_or(0, |ext| {
+                ext.trackers
+                    .values()
+                    .filter(|tracker| tracker.grants > 0)
+                    .count() as u32
+            }),
             timed_out: record.timed_out,
             retries_used: record.retries_used,
             failed_workflows: record.failed_workflows(),

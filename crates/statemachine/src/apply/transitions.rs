@@ -205,9 +205,8 @@ impl State {
             WorkflowStatus::Failed
         };
         self.update_workflow(context, job_id, workflow, |state| {
-            if let Some((message, exit_code)) = error {
-                state.last_error = Some(message);
-                state.exit_code = exit_code;
+            if let Some((error, exit_code)) = error {
+                state.failure = Some(Box::new(crate::Failure { error, exit_code }));
             }
             if retry {
                 state.status = WorkflowStatus::Pending;

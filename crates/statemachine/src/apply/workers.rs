@@ -114,7 +114,11 @@ pub(super) fn lose(state: &mut State, context: &mut Context<'_>, worker_id: Work
         .collect();
     for job_id in active {
         if let Some(job) = state.jobs.get_mut(&job_id) {
-            if job.extensions.trackers.remove(&worker_id).is_some() {
+            let removed = job
+                .extensions
+                .as_mut()
+                .and_then(|ext| ext.trackers.remove(&worker_id));
+            if removed.is_some() {
                 context.report.touched.jobs.insert(job_id);
             }
         }
@@ -138,12 +142,7 @@ pub(super) fn grant_extension(
 ) -> Applied {
     let job = live_job(state, job_id)?;
     check_running(state, job_id, worker_id)?;
-    let tracker = job
-        .extensions
-        .trackers
-        .get(&worker_id)
-        .copied()
-        .unwrap_or_default();
+    let tracker = job.extension_tracker(worker_id);
     let expected = tracker.grants.saturating_add(1);
     let progressed = tracker.grants == 0 || grant.progress > tracker.last_progress;
     if grant.number != expected || extension_grant_ms(expected) != Some(grant.ms) || !progressed {
@@ -154,13 +153,13 @@ pub(super) fn grant_extension(
     }
     let now_ms = context.now_ms;
     if let Some(job) = state.jobs.get_mut(&job_id) {
-        let tracker = job.extensions.trackers.entry(worker_id).or_default();
+        let extensions = job.extensions_mut();
+        let tracker = extensions.trackers.entry(worker_id).or_default();
         tracker.grants = expected;
         tracker.total_granted_ms = tracker.total_granted_ms.saturating_add(grant.ms);
         tracker.last_progress = grant.progress;
         tracker.consecutive_denials = 0;
         let worker_total_ms = tracker.total_granted_ms;
-        let extensions = &mut job.extensions;
         extensions.total_granted_ms = extensions.total_granted_ms.saturating_add(grant.ms);
         extensions.max_worker_extension_ms =
             extensions.max_worker_extension_ms.max(worker_total_ms);
@@ -190,12 +189,7 @@ pub(super) fn deny_extension(
 ) -> Applied {
     let job = live_job(state, job_id)?;
     check_running(state, job_id, worker_id)?;
-    let tracker = job
-        .extensions
-        .trackers
-        .get(&worker_id)
-        .copied()
-        .unwrap_or_default();
+    let tracker = job.extension_tracker(worker_id);
     if denial_reason(tracker.grants, tracker.last_progress, progress) != Some(reason) {
         return Err(Rejection::StaleExtension {
             job: job_id,
@@ -204,7 +198,7 @@ pub(super) fn deny_extension(
     }
     let mut denials = 0;
     if let Some(job) = state.jobs.get_mut(&job_id) {
-        let tracker = job.extensions.trackers.entry(worker_id).or_default();
+        let tracker = job.extensions_mut().trackers.entry(worker_id).or_default();
         tracker.consecutive_denials = tracker.consecutive_denials.saturating_add(1);
         denials = tracker.consecutive_denials;
     }

@@ -172,12 +172,7 @@ fn decide_extension(
 ) -> Result<Vec<Event>, Rejection> {
     let record = live_job(state, job)?;
     check_running(state, job, worker)?;
-    let tracker = record
-        .extensions
-        .trackers
-        .get(&worker)
-        .copied()
-        .unwrap_or_default();
+    let tracker = record.extension_tracker(worker);
     if let Some(reason) = denial_reason(tracker.grants, tracker.last_progress, progress) {
         return Ok(vec![Event::ExtensionDenied {
             job,

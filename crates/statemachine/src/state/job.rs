@@ -38,8 +38,8 @@ pub struct Job {
     pub timed_out: Option<TimeoutRecord>,
     /// Re-dispatches spent from the job's retry budget.
     pub retries_used: u32,
-    /// Extension tracking.
-    pub extensions: JobExtensions,
+    /// Extension tracking, boxed and absent until the first request (most jobs never ask).
+    pub extensions: Option<Box<JobExtensions>>,
     /// Runtime state of each workflow, parallel to `spec.workflows`.
     pub workflows: Vec<WorkflowState>,
     /// What happened to it, oldest first, bounded (see `timeline_dropped`).
@@ -104,9 +104,16 @@ pub struct WorkflowState {
     pub started_at_ms: Option<u64>,
     /// Progress counter of the current attempt.
     pub progress: u64,
-    /// Last failure message.
-    pub last_error: Option<String>,
-    /// Last exit code reported with a failure.
+    /// The last failure, boxed: most workflows never fail.
+    pub failure: Option<Box<Failure>>,
+}
+
+/// What a worker reported about a failed attempt.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The message (cut to `ERROR_BYTES_MAX`).
+    pub error: String,
+    /// The exit code, if the process exited.
     pub exit_code: Option<i32>,
 }
 
@@ -236,7 +243,7 @@ impl Job {
             cancel_requested_at_ms: None,
             timed_out: None,
             retries_used: 0,
-            extensions: JobExtensions::default(),
+            extensions: None,
             workflows,
             timeline: Vec::new(),
             timeline_dropped: 0,
@@ -252,6 +259,26 @@ impl Job {
     /// True while a cancel is in progress (requested, job not terminal yet).
     pub fn is_cancelling(&self) -> bool {
         self.cancel_requested_at_ms.is_some() && !self.status.is_terminal()
+    }
+
+    /// Sum of all extension grants (0 if none).
+    pub fn total_extensions_granted_ms(&self) -> u64 {
+        self.extensions
+            .as_ref()
+            .map_or(0, |extensions| extensions.total_granted_ms)
+    }
+
+    /// The worker's extension tracker on this job (all zero if it never asked).
+    pub fn extension_tracker(&self, worker: WorkerId) -> ExtensionTracker {
+        self.extensions
+            .as_ref()
+            .and_then(|extensions| extensions.trackers.get(&worker).copied())
+            .unwrap_or_default()
+    }
+
+    /// The extension record, created on first use.
+    pub(crate) fn extensions_mut(&mut self) -> &mut JobExtensions {
+        self.extensions.get_or_insert_with(Box::default)
     }
 
     /// Workflows that ended `Failed`.
@@ -273,7 +300,7 @@ impl Job {
         let allowed = self
             .spec
             .timeout_ms
-            .saturating_add(self.extensions.total_granted_ms);
+            .saturating_add(self.total_extensions_granted_ms());
         now_ms.saturating_sub(self.started_at_ms) > allowed
     }
 
@@ -305,7 +332,7 @@ impl Job {
         };
         match (spec.timeout_ms, state.started_at_ms, state.status) {
             (Some(timeout_ms), Some(started_at_ms), WorkflowStatus::Running) => {
-                let allowed = timeout_ms.saturating_add(self.extensions.total_granted_ms);
+                let allowed = timeout_ms.saturating_add(self.total_extensions_granted_ms());
                 now_ms.saturating_sub(started_at_ms) > allowed
             }
             _ => false,
@@ -353,9 +380,11 @@ impl Job {
             workflow.env.clear();
         }
         for state in &mut self.workflows {
-            state.last_error = None;
+            state.failure = None;
         }
-        self.extensions.trackers.clear();
+        if let Some(extensions) = &mut self.extensions {
+            extensions.trackers.clear();
+        }
         self.compacted = true;
     }
 }

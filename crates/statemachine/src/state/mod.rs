@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use self::index::Indexes;
 pub use self::job::{
-    ExtensionTracker, FailureCause, Happening, Job, JobExtensions, TimelineEntry, TimeoutRecord,
-    WorkflowState,
+    ExtensionTracker, Failure, FailureCause, Happening, Job, JobExtensions, TimelineEntry,
+    TimeoutRecord, WorkflowState,
 };
 pub use self::records::{Globals, IdempotencyEntry, Worker};
 use crate::{Error, IdempotencyKey, JobId, Result, StateConfig, WorkerId};

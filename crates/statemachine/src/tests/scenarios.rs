@@ -122,7 +122,7 @@ fn extension_sequence_then_maximum_and_no_progress_denials() {
     }
     assert_eq!(grants, vec![15_000, 7_500, 3_750, 1_875, 1_000]);
     assert_eq!(
-        sim.state.job(job).unwrap().extensions.total_granted_ms,
+        sim.state.job(job).unwrap().total_extensions_granted_ms(),
         29_125
     );
     let denied = ask(&mut sim, 100);
@@ -551,7 +551,12 @@ fn losing_a_worker_requeues_its_work_and_refuses_its_reports() {
     assert_eq!(sim.workflow_status(job, 1), WorkflowStatus::Pending);
     assert_eq!(sim.state.cores_used(WorkerId(1)), 0);
     assert!(
-        sim.state.job(job).unwrap().extensions.trackers.is_empty(),
+        sim.state
+            .job(job)
+            .unwrap()
+            .extension_tracker(WorkerId(1))
+            .grants
+            == 0,
         "extensions cleaned"
     );
     let late = Command::Report(crate::WorkerReport {
