@@ -85,7 +85,8 @@ pub(super) fn submit(
         "job id {id} derived twice: index went backwards"
     );
     context.jobs_created += 1;
-    let job = Job::new(id, key.cloned(), spec.clone(), context.now_ms);
+    let entries_max = state.globals.config.timeline_entries_max;
+    let job = Job::new(id, key.cloned(), spec.clone(), context.now_ms, entries_max);
     state.index.add_job(&job);
     state.jobs.insert(id, Box::new(job));
     state.record(context, id, Happening::Submitted);

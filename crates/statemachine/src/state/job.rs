@@ -229,8 +229,13 @@ impl Job {
         idempotency_key: Option<IdempotencyKey>,
         spec: JobSpec,
         now_ms: u64,
+        timeline_entries_max: u32,
     ) -> Job {
         let workflows = vec![WorkflowState::default(); spec.workflows.len()];
+        // Room for a clean run (submitted, then dispatched, started, done per workflow, then
+        // finished) so the timeline is allocated once; finishing trims it to size.
+        let expected = 2 + 3 * spec.workflows.len();
+        let timeline = Vec::with_capacity(expected.min(timeline_entries_max as usize));
         Job {
             id,
             idempotency_key,
@@ -245,7 +250,7 @@ impl Job {
             retries_used: 0,
             extensions: None,
             workflows,
-            timeline: Vec::new(),
+            timeline,
             timeline_dropped: 0,
             compacted: false,
         }
