@@ -14,6 +14,7 @@ pub mod client;
 pub mod config;
 mod duties;
 mod error;
+pub mod gossip;
 mod node;
 pub mod raft;
 pub mod transport;
