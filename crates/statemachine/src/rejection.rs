@@ -79,7 +79,8 @@ pub enum Rejection {
         /// Token in force.
         current: FenceToken,
     },
-    /// `LeaderChanged` from an older term, or whose fence is not exactly one above the current.
+    /// `LeaderChanged` for a term not above the current one (one fence raise per term), or whose
+    /// fence is not exactly one above the current.
     #[error("stale leader change: term {term} fence {fence_token} (current term {current_term}, fence {current_fence})")]
     StaleLeader {
         /// Term in the event.

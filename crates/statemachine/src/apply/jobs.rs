@@ -278,7 +278,7 @@ pub(super) fn change_leader(
     fence_token: FenceToken,
 ) -> Applied {
     let globals = &mut state.globals;
-    if term < globals.term || fence_token.0 != globals.fence_token.0.saturating_add(1) {
+    if term <= globals.term || fence_token.0 != globals.fence_token.0.saturating_add(1) {
         return Err(Rejection::StaleLeader {
             term,
             fence_token,

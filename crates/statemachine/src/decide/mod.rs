@@ -120,7 +120,7 @@ pub fn decide(state: &State, command: Command, now_ms: u64) -> Result<Vec<Event>
         }
         Command::BecomeLeader { term, node } => {
             let globals = state.globals();
-            if term < globals.term {
+            if term <= globals.term {
                 return Err(Rejection::StaleLeader {
                     term,
                     fence_token: globals.fence_token,

@@ -293,6 +293,15 @@ fn every_rejection_leaves_the_state_unchanged() {
             |r| matches!(r, Rejection::StaleLeader { .. }),
         ),
         (
+            "second leader change in one term",
+            vec![Event::LeaderChanged {
+                term: Term(1),
+                leader: NodeId(2),
+                fence_token: FenceToken(2),
+            }],
+            |r| matches!(r, Rejection::StaleLeader { .. }),
+        ),
+        (
             "leader change from an older term",
             vec![Event::LeaderChanged {
                 term: Term(0),
@@ -586,7 +595,7 @@ fn decide_refuses_early_with_the_same_reasons() {
         ),
         (
             Command::BecomeLeader {
-                term: Term(0),
+                term: Term(1),
                 node: NodeId(3),
             },
             |r| matches!(r, Rejection::StaleLeader { .. }),
