@@ -30,6 +30,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
@@ -179,6 +180,13 @@ pub async fn serve_listener<B: Backend>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(backend, options);
+    // Small JSON answers must not wait for Nagle's algorithm (a 40 ms stall against delayed
+    // ACKs on keep-alive connections).
+    let listener = listener.tap_io(|stream| {
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%err, "set_nodelay on an API connection failed");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
