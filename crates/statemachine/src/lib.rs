@@ -21,6 +21,7 @@ mod apply;
 mod codec;
 mod command;
 mod decide;
+mod display;
 mod error;
 mod event;
 mod ids;
