@@ -46,6 +46,8 @@ pub struct PointResult {
     pub p99_micros: f64,
     /// Slowest measured append.
     pub max_micros: f64,
+    /// Process CPU time (user + system) per append, warm-up included.
+    pub cpu_micros_per_append: Option<f64>,
     /// Records per `fdatasync` (warm-up included), for engines that report it.
     pub records_per_sync: Option<f64>,
 }
@@ -77,6 +79,10 @@ impl PointResult {
             p50_micros: micros(0.50),
             p99_micros: micros(0.99),
             max_micros: measured.latency_ns.max() as f64 / 1e3,
+            cpu_micros_per_append: measured
+                .cpu
+                .filter(|_| measured.appends_total > 0)
+                .map(|cpu| cpu.as_secs_f64() * 1e6 / measured.appends_total as f64),
             records_per_sync,
         }
     }
@@ -256,13 +262,21 @@ pub fn render(report: &Report, notes: &[(TargetKind, &'static str)]) -> String {
     );
     let _ = writeln!(
         s,
-        "{:>7} {:>9}  {:<13} {:>11} {:>8} {:>9} {:>9} {:>9}",
-        "payload", "appenders", "target", "records/s", "MB/s", "p50 us", "p99 us", "rec/sync"
+        "{:>7} {:>9}  {:<13} {:>11} {:>8} {:>9} {:>9} {:>8} {:>9}",
+        "payload",
+        "appenders",
+        "target",
+        "records/s",
+        "MB/s",
+        "p50 us",
+        "p99 us",
+        "cpu us",
+        "rec/sync"
     );
     for p in &report.points {
         let _ = writeln!(
             s,
-            "{:>7} {:>9}  {:<13} {:>11.0} {:>8.2} {:>9.0} {:>9.0} {:>9}",
+            "{:>7} {:>9}  {:<13} {:>11.0} {:>8.2} {:>9.0} {:>9.0} {:>8} {:>9}",
             payload_label(p.payload_bytes),
             p.appenders,
             p.target.to_string(),
@@ -270,11 +284,18 @@ pub fn render(report: &Report, notes: &[(TargetKind, &'static str)]) -> String {
             p.megabytes_per_second,
             p.p50_micros,
             p.p99_micros,
+            p.cpu_micros_per_append
+                .map_or_else(|| "-".to_owned(), |c| format!("{c:.1}")),
             p.records_per_sync
                 .map_or_else(|| "-".to_owned(), |r| format!("{r:.1}"))
         );
     }
     render_ratios(&mut s, &report.points);
+    let _ = writeln!(
+        s,
+        "\ncpu us: CPU time (user + system, all threads of this process) per append, warm-up \
+         included;\nrec/sync: records made durable per fdatasync, for engines that count it."
+    );
     let _ = writeln!(s, "\nwhat each target's \"durable\" means:");
     for (kind, note) in notes {
         let _ = writeln!(s, "  {:<13} {note}", kind.to_string());

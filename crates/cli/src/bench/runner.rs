@@ -40,6 +40,11 @@ pub struct PointMeasurement {
     pub elapsed: Duration,
     /// Append latency of every measured append, in nanoseconds.
     pub latency_ns: Histogram<u64>,
+    /// Appends made, warm-up included.
+    pub appends_total: u64,
+    /// CPU time (user + system) the whole process used meanwhile, warm-up included; `None`
+    /// where `/proc/self/stat` cannot be read.
+    pub cpu: Option<Duration>,
 }
 
 impl PointMeasurement {
@@ -47,6 +52,8 @@ impl PointMeasurement {
     pub fn merge(&mut self, other: PointMeasurement) -> anyhow::Result<()> {
         self.records += other.records;
         self.elapsed += other.elapsed;
+        self.appends_total += other.appends_total;
+        self.cpu = self.cpu.zip(other.cpu).map(|(a, b)| a + b);
         self.latency_ns
             .add(&other.latency_ns)
             .context("merge latency histograms")
@@ -68,6 +75,7 @@ pub fn run_point(
     let appenders = appenders.max(1);
     let per_thread_max = (limits.records_max / appenders as u64).max(1);
     let failed = AtomicBool::new(false);
+    let cpu_before = process_cpu();
     // Everyone, the coordinator included, starts the clock together.
     let start = Barrier::new(appenders + 1);
     let results = std::thread::scope(|scope| {
@@ -104,13 +112,18 @@ pub fn run_point(
             .collect::<anyhow::Result<Vec<_>>>()
     })?;
     let mut latency_ns = new_histogram()?;
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     let mut records = 0;
+    let mut appends_total = 0;
     let mut elapsed = Duration::ZERO;
     for (thread, window_start) in results {
         latency_ns
             .add(&thread.latency_ns)
             .context("merge latency histograms")?;
         records += thread.records;
+        appends_total += thread.appends_total;
         if let Some(last_end) = thread.last_end {
             elapsed = elapsed.max(last_end.saturating_duration_since(window_start));
         }
@@ -119,12 +132,15 @@ pub fn run_point(
         records,
         elapsed,
         latency_ns,
+        appends_total,
+        cpu,
     })
 }
 
 /// One thread's share of a point.
 struct ThreadMeasurement {
     records: u64,
+    appends_total: u64,
     last_end: Option<Instant>,
     latency_ns: Histogram<u64>,
 }
@@ -140,6 +156,7 @@ fn append_loop(
 ) -> anyhow::Result<ThreadMeasurement> {
     let mut measured = ThreadMeasurement {
         records: 0,
+        appends_total: 0,
         last_end: None,
         latency_ns: new_histogram()?,
     };
@@ -152,6 +169,7 @@ fn append_loop(
         let began = Instant::now();
         target.append(appender, seq, payload)?;
         let ended = Instant::now();
+        measured.appends_total += 1;
         if began >= window_start {
             let nanos = u64::try_from(ended.duration_since(began).as_nanos()).unwrap_or(u64::MAX);
             measured.latency_ns.saturating_record(nanos.max(1));
@@ -165,4 +183,21 @@ fn append_loop(
         }
     }
     Ok(measured)
+}
+
+/// Clock ticks per second of the times in `/proc/*/stat` (`USER_HZ`, fixed at 100 in the Linux
+/// ABI whatever the kernel's internal tick rate).
+const PROC_TICKS_PER_SECOND: u64 = 100;
+
+/// User + system CPU time of this process (all threads, exited ones included) so far.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name start at field 3 (state); utime and stime are
+    // fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    let ticks = user + system;
+    Some(Duration::from_millis(ticks * 1000 / PROC_TICKS_PER_SECOND))
 }
