@@ -153,9 +153,21 @@ fn check_header<'b>(
     Ok(body)
 }
 
+/// Decodes the whole body. bincode allocates a string's or byte vector's claimed length before
+/// reading it, so a damaged length prefix could ask for exabytes and abort the process; a decode
+/// limit makes such a claim a `LimitExceeded` error instead. Valid bodies claim at most their
+/// own length (only strings and byte vectors claim), so the limit is the smallest tier at or
+/// above the body's length.
 fn decode_exact<T: serde::de::DeserializeOwned>(body: &[u8], what: &'static str) -> Result<T> {
-    let (value, read) = bincode::serde::decode_from_slice(body, config())
-        .map_err(|source| Error::Decode { what, source })?;
+    let decoded = match body.len() {
+        len if len <= 1 << 16 => decode_limited::<T, { 1 << 16 }>(body),
+        len if len <= 1 << 20 => decode_limited::<T, { 1 << 20 }>(body),
+        len if len <= 1 << 24 => decode_limited::<T, { 1 << 24 }>(body),
+        len if len <= 1 << 28 => decode_limited::<T, { 1 << 28 }>(body),
+        len if len <= 1 << 32 => decode_limited::<T, { 1 << 32 }>(body),
+        _ => decode_limited::<T, { 1 << 36 }>(body),
+    };
+    let (value, read) = decoded.map_err(|source| Error::Decode { what, source })?;
     if read != body.len() {
         return Err(Error::TrailingBytes {
             what,
@@ -163,6 +175,12 @@ fn decode_exact<T: serde::de::DeserializeOwned>(body: &[u8], what: &'static str)
         });
     }
     Ok(value)
+}
+
+fn decode_limited<T: serde::de::DeserializeOwned, const LIMIT: usize>(
+    body: &[u8],
+) -> std::result::Result<(T, usize), bincode::error::DecodeError> {
+    bincode::serde::decode_from_slice(body, config().with_limit::<LIMIT>())
 }
 
 /// Serializes the values of a map as a sequence, without cloning them.
@@ -278,6 +296,21 @@ mod tests {
             decode_proposal(&bytes[..bytes.len() - 2]),
             Err(Error::Decode { .. })
         ));
+    }
+
+    #[test]
+    fn a_huge_claimed_length_is_an_error_not_an_abort() {
+        // A proposal whose first event is `IdempotencyReserved` with a namespace claiming
+        // 2^62 bytes: without a decode limit bincode would try to allocate it.
+        let mut bytes = b"STEV\x01\x00".to_vec();
+        bytes.extend_from_slice(&[0x00, 0x01, 0x00]); // stamp 0, one event, variant 0
+        bytes.push(0xfd); // varint u64 follows
+        bytes.extend_from_slice(&(1u64 << 62).to_le_bytes());
+        assert!(matches!(decode_proposal(&bytes), Err(Error::Decode { .. })));
+        let mut snapshot_bytes = b"STSN\x01\x00".to_vec();
+        snapshot_bytes.extend_from_slice(&[0xfd]);
+        snapshot_bytes.extend_from_slice(&(1u64 << 62).to_le_bytes());
+        assert!(restore(&snapshot_bytes).is_err());
     }
 
     #[test]
