@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::gossip::GossipConfig;
 
 /// Smallest accepted `timeout_check_interval_ms` and `idempotency_expiry_interval_ms`.
 pub const DUTY_INTERVAL_MS_MIN: u64 = 100;
@@ -80,6 +81,9 @@ pub struct NodeConfig {
     pub log_entries_kept_after_snapshot: u64,
     /// Enables test-only hooks (clock offset, workflow completion endpoint). Default: false.
     pub test_mode: bool,
+    /// Membership gossip (SWIM over UDP). Default: on, bound to `raft_addr`'s IP and port over
+    /// UDP, seeded with the other initial members' `raft_addr`; see [`GossipConfig`].
+    pub gossip: GossipConfig,
 }
 
 impl Default for NodeConfig {
@@ -99,6 +103,7 @@ impl Default for NodeConfig {
             snapshot_after_entries: 10_000,
             log_entries_kept_after_snapshot: 1_000,
             test_mode: false,
+            gossip: GossipConfig::default(),
         }
     }
 }

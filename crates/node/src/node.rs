@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use crate::config::{NodeConfig, PeerConfig, SyncPolicyConfig};
 use crate::duties::clock::LeaderClock;
 use crate::error::{Error, Result};
+use crate::gossip::{self, Gossip};
 use crate::raft::cluster::{self, fatal_error, leader_api_addr, write_error};
 use crate::raft::handler::RaftHandler;
 use crate::raft::log_store::LogStore;
@@ -63,6 +64,7 @@ struct Inner {
     clock: LeaderClock,
     gate: TransferGate,
     raft_addr: SocketAddr,
+    gossip: Option<Gossip>,
     server: Mutex<Option<RaftServer>>,
     duties: Mutex<Option<JoinHandle<()>>>,
     stop: watch::Sender<bool>,
@@ -129,6 +131,16 @@ impl Node {
             }
         };
         let raft_addr = server.local_addr();
+        let (gossip, gossip_events) =
+            match gossip::wiring::start_for_manager(&config, raft_addr).await {
+                Ok(started) => started.unzip(),
+                Err(e) => {
+                    // Only openraft and the listener run yet; the start error is what matters.
+                    let _ignored = raft.shutdown().await;
+                    server.shutdown().await;
+                    return Err(e);
+                }
+            };
         let (stop, stopped) = watch::channel(false);
         let node = Node {
             inner: Arc::new(Inner {
@@ -141,6 +153,7 @@ impl Node {
                 clock: LeaderClock::default(),
                 gate: TransferGate::default(),
                 raft_addr,
+                gossip,
                 server: Mutex::new(Some(server)),
                 duties: Mutex::new(None),
                 stop,
@@ -149,6 +162,14 @@ impl Node {
         };
         let duties = crate::duties::spawn_supervisor(node.clone(), stopped);
         *node.inner.duties.lock().await = Some(duties);
+        if let Some(events) = gossip_events {
+            // Detached: it ends with the stop signal or with the gossip task.
+            let _handler = gossip::wiring::spawn_event_handler(
+                node.clone(),
+                events,
+                node.inner.stop.subscribe(),
+            );
+        }
         tracing::info!(id = node.id(), %raft_addr, fresh, "node started");
         Ok(node)
     }
@@ -166,6 +187,22 @@ impl Node {
     /// The Raft transport address actually bound (differs from the config with port 0).
     pub fn raft_addr(&self) -> SocketAddr {
         self.inner.raft_addr
+    }
+
+    /// This node's gossip view (members with state, incarnation, RTT estimate and quality;
+    /// coordinates; metrics); `None` when gossip is disabled.
+    pub fn gossip(&self) -> Option<Arc<gossip::Snapshot>> {
+        self.inner.gossip.as_ref().map(Gossip::snapshot)
+    }
+
+    /// The gossip members other than this node (empty when gossip is disabled).
+    pub fn members(&self) -> Vec<gossip::MemberView> {
+        self.gossip().map(|s| s.members.clone()).unwrap_or_default()
+    }
+
+    /// Every known Vivaldi coordinate, this node's included (empty when gossip is disabled).
+    pub fn coordinates(&self) -> Vec<gossip::NodeCoordinate> {
+        self.gossip().map(|s| s.coordinates()).unwrap_or_default()
     }
 
     pub(crate) fn raft(&self) -> &Raft {
@@ -357,6 +394,9 @@ impl Node {
             return Ok(());
         }
         self.inner.stop.send_replace(true);
+        if let Some(gossip) = &self.inner.gossip {
+            gossip.shutdown().await;
+        }
         if let Some(duties) = self.inner.duties.lock().await.take() {
             duties.abort();
             // A cancelled or panicked supervisor has nothing left to stop.

@@ -48,6 +48,7 @@ pub fn config(peer: &PeerConfig, dir: &Path, members: &[PeerConfig]) -> NodeConf
         snapshot_after_entries: 10_000,
         log_entries_kept_after_snapshot: 1_000,
         test_mode: true,
+        gossip: Default::default(),
     }
 }
 

@@ -10,6 +10,7 @@
 mod config;
 mod snapshot;
 mod task;
+pub(crate) mod wiring;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
 
 pub use config::GossipConfig;
-pub use snapshot::{role_name, state_name, GossipMetrics, MemberView, Snapshot};
+pub use snapshot::{role_name, state_name, GossipMetrics, MemberView, NodeCoordinate, Snapshot};
 pub use task::SNAPSHOT_REFRESH_MS;
 
 use crate::error::{Error, Result};

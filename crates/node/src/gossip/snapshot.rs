@@ -52,6 +52,15 @@ pub struct MemberView {
     pub coordinate: Option<Coordinate>,
 }
 
+/// One node's Vivaldi coordinate, by gossip id.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeCoordinate {
+    /// Gossip id.
+    pub id: u64,
+    /// Its coordinate.
+    pub coordinate: Coordinate,
+}
+
 /// Counters of the adapter on top of the protocol's own.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct GossipMetrics {
@@ -130,6 +139,21 @@ impl Snapshot {
     /// One member by id.
     pub fn member(&self, id: u64) -> Option<&MemberView> {
         self.members.iter().find(|m| m.id == id)
+    }
+
+    /// Every known coordinate: this node's first, then the members' in id order.
+    pub fn coordinates(&self) -> Vec<NodeCoordinate> {
+        let local = NodeCoordinate {
+            id: self.id,
+            coordinate: self.coordinate.clone(),
+        };
+        let peers = self.members.iter().filter_map(|m| {
+            m.coordinate.as_ref().map(|c| NodeCoordinate {
+                id: m.id,
+                coordinate: c.clone(),
+            })
+        });
+        std::iter::once(local).chain(peers).collect()
     }
 
     /// The coordinate of `id` (this node's own for its id), if known.

@@ -1,0 +1,111 @@
+//! Gossip wired into `Node`: three managers see each other ALIVE with coordinates; a worker
+//! (a bare gossip adapter with role Worker, registered in the state machine under the same id)
+//! that stops is declared dead and the leader records `WorkerLost`; a stopped manager is only
+//! reported. Fast gossip timings, bounded waits, no timing assertions.
+
+// Tests fail loudly on any unexpected error; that is their job.
+#![allow(clippy::unwrap_used)]
+
+#[path = "raft_support.rs"]
+mod support;
+
+use std::net::SocketAddr;
+
+use steward_membership::Role;
+use steward_node::gossip::{Gossip, GossipConfig, GossipOptions};
+use steward_statemachine::{Command, WorkerId};
+use support::{wait_for, Cluster};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managers_gossip_and_a_dead_worker_becomes_worker_lost() {
+    let mut cluster = Cluster::start(3, |c| c.gossip = GossipConfig::fast_for_tests()).await;
+    let nodes: Vec<_> = cluster.nodes.values().cloned().collect();
+    wait_for(
+        "every manager sees two alive managers with coordinates",
+        || {
+            nodes
+                .iter()
+                .all(|n| {
+                    let members = n.members();
+                    members.len() == 2
+                        && members
+                            .iter()
+                            .all(|m| m.state == "alive" && m.role == "manager")
+                        && n.coordinates().len() == 3
+                })
+                .then_some(())
+        },
+    )
+    .await;
+
+    let leader = cluster.leader().await;
+    let worker_id = 77;
+    leader
+        .execute(Command::RegisterWorker {
+            worker: WorkerId(worker_id),
+            cores: 2,
+            address: "127.0.0.1:1".to_string(),
+        })
+        .await
+        .unwrap();
+    let seed: SocketAddr = leader.raft_addr();
+    let (worker, _events) = Gossip::start(GossipOptions {
+        id: worker_id,
+        role: Role::Worker,
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        seeds: vec![seed],
+        config: GossipConfig::fast_for_tests(),
+    })
+    .await
+    .unwrap();
+    wait_for("the leader sees the worker alive", || {
+        leader
+            .members()
+            .iter()
+            .any(|m| m.id == worker_id && m.state == "alive" && m.role == "worker")
+            .then_some(())
+    })
+    .await;
+
+    worker.kill().await;
+    let lost = || {
+        let leader = leader.clone();
+        async move {
+            leader
+                .read(steward_node::Consistency::Stale, move |s| {
+                    s.worker(WorkerId(worker_id))
+                        .map(|w| w.lost_at_ms.is_some())
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let mut recorded = false;
+    for _ in 0..(support::WAIT_MS / 100) {
+        if lost().await == Some(true) {
+            recorded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(recorded, "WorkerLost not recorded: {:#?}", leader.members());
+
+    // A manager that stops is declared dead by the others, and only reported.
+    let victim = cluster
+        .nodes
+        .keys()
+        .copied()
+        .find(|id| *id != leader.id())
+        .unwrap();
+    cluster.stop(victim).await;
+    wait_for("the leader sees the stopped manager left or dead", || {
+        leader
+            .members()
+            .iter()
+            .any(|m| m.id == victim && (m.state == "left" || m.state == "dead"))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(leader.cluster_status().leader_id, Some(leader.id()));
+    cluster.shutdown().await;
+}
