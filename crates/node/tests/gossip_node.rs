@@ -39,6 +39,7 @@ async fn managers_gossip_and_a_dead_worker_becomes_worker_lost() {
     .await;
 
     let leader = cluster.leader().await;
+    http_routes_answer(&leader).await;
     let worker_id = 77;
     leader
         .execute(Command::RegisterWorker {
@@ -108,4 +109,40 @@ async fn managers_gossip_and_a_dead_worker_becomes_worker_lost() {
     .await;
     assert_eq!(leader.cluster_status().leader_id, Some(leader.id()));
     cluster.shutdown().await;
+}
+
+/// `GET /v1/cluster/members` and `/v1/cluster/coordinates` through the HTTP API and the client.
+async fn http_routes_answer(node: &steward_node::Node) {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(steward_node::api::serve_with(
+        node.clone(),
+        addr,
+        steward_node::api::ApiOptions::default(),
+        async move {
+            // A dropped sender also stops the server.
+            let _stopped = stopped.await;
+        },
+    ));
+    let url = steward_node::client::Url::parse(&format!("http://{addr}")).unwrap();
+    let client = steward_node::client::Client::new(vec![url]).unwrap();
+    let members = client.cluster_members().await.unwrap();
+    assert_eq!(members.node_id, node.id());
+    assert_eq!(members.members.len(), 3, "{members:#?}");
+    assert_eq!(members.members[0].id, node.id());
+    assert!(members
+        .members
+        .iter()
+        .all(|m| m.state == "alive" && m.role == "manager" && m.rtt_ms.is_some()));
+    let coordinates = client.cluster_coordinates().await.unwrap();
+    assert_eq!(coordinates.coordinates.len(), 3, "{coordinates:#?}");
+    let metrics = client.metrics().await.unwrap();
+    assert!(
+        metrics.contains("steward_gossip_members{state=\"alive\"} 2"),
+        "{metrics}"
+    );
+    let _stopped = stop.send(());
 }

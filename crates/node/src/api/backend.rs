@@ -134,6 +134,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
         node_id: u64,
     ) -> impl Future<Output = BackendResult<ClusterStatusView>> + Send;
 
+    /// This node's gossip view for `GET /v1/cluster/members` and `/v1/cluster/coordinates`;
+    /// `None` when gossip is off (both routes answer `404`). Default: `None`.
+    fn gossip(&self) -> Option<std::sync::Arc<crate::gossip::Snapshot>> {
+        None
+    }
+
     /// Appends this node's metrics (Raft, WAL, jobs) in Prometheus text format.
     fn render_metrics(&self, out: &mut super::metrics::PromText);
 

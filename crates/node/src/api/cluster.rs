@@ -22,6 +22,35 @@ pub async fn status<B: Backend>(State(state): State<ApiState<B>>) -> Response {
     Json(state.backend.cluster_status()).into_response()
 }
 
+/// `GET /v1/cluster/members`: this node's gossip view (never forwarded: RTTs are from it).
+pub async fn members<B: Backend>(State(state): State<ApiState<B>>) -> Response {
+    match state.backend.gossip() {
+        Some(snapshot) => {
+            Json(crate::gossip::MembersResponse::from(snapshot.as_ref())).into_response()
+        }
+        None => gossip_disabled(),
+    }
+}
+
+/// `GET /v1/cluster/coordinates`: every Vivaldi coordinate this node knows.
+pub async fn coordinates<B: Backend>(State(state): State<ApiState<B>>) -> Response {
+    match state.backend.gossip() {
+        Some(snapshot) => {
+            Json(crate::gossip::CoordinatesResponse::from(snapshot.as_ref())).into_response()
+        }
+        None => gossip_disabled(),
+    }
+}
+
+fn gossip_disabled() -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        "gossip is disabled on this node (gossip.enabled = false)",
+    )
+    .into_response()
+}
+
 /// `POST /v1/cluster/transfer-leader`.
 pub async fn transfer_leader<B: Backend>(
     State(state): State<ApiState<B>>,

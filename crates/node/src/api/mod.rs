@@ -117,7 +117,11 @@ pub fn router<B: Backend>(backend: B, options: ApiOptions) -> Router {
             "/v1/cluster/transfer-leader",
             post(cluster::transfer_leader::<B>),
         )
-        .route("/v1/cluster/members", post(cluster::add_member::<B>))
+        .route(
+            "/v1/cluster/members",
+            post(cluster::add_member::<B>).get(cluster::members::<B>),
+        )
+        .route("/v1/cluster/coordinates", get(cluster::coordinates::<B>))
         .route(
             "/v1/cluster/members/{id}",
             delete(cluster::remove_member::<B>),

@@ -276,8 +276,15 @@ impl Backend for Node {
         Ok(Backend::cluster_status(self))
     }
 
+    fn gossip(&self) -> Option<std::sync::Arc<crate::gossip::Snapshot>> {
+        Node::gossip(self)
+    }
+
     fn render_metrics(&self, out: &mut PromText) {
         render_node_metrics(&self.metrics(), out);
+        if let Some(gossip) = Node::gossip(self) {
+            render_gossip_metrics(&gossip.metrics, out);
+        }
     }
 
     async fn complete_workflow_for_test(
@@ -289,6 +296,82 @@ impl Backend for Node {
         complete_for_test(self, job_id, &workflow, success).await?;
         self.local_view(job_id).await
     }
+}
+
+/// Gossip (membership) metrics: members by state, probes, suspicions, refutations, local
+/// health, coordinate error, malformed datagrams, managers/workers declared dead.
+fn render_gossip_metrics(m: &crate::gossip::GossipMetrics, out: &mut PromText) {
+    let p = &m.membership;
+    out.family(
+        "steward_gossip_members",
+        "gauge",
+        "Gossip members by state (excluding this node).",
+    );
+    for (state, count) in [
+        ("unconfirmed", p.members_unconfirmed),
+        ("alive", p.members_alive),
+        ("suspect", p.members_suspect),
+        ("dead", p.members_dead),
+        ("left", p.members_left),
+    ] {
+        out.sample("steward_gossip_members", &[("state", state)], count as f64);
+    }
+    let counters = [
+        (
+            "steward_gossip_probes_total",
+            "Direct probes sent.",
+            p.probes_sent,
+        ),
+        (
+            "steward_gossip_probes_failed_total",
+            "Probes without any ack.",
+            p.probes_failed,
+        ),
+        (
+            "steward_gossip_suspicions_total",
+            "Suspicions started.",
+            p.suspicions,
+        ),
+        (
+            "steward_gossip_refutations_total",
+            "Suspicions about this node refuted.",
+            p.refutations,
+        ),
+        (
+            "steward_gossip_malformed_dropped_total",
+            "Datagrams dropped as malformed.",
+            p.malformed_packets_dropped,
+        ),
+        (
+            "steward_gossip_managers_suspected_total",
+            "Managers declared suspect (reported only).",
+            m.managers_suspected,
+        ),
+        (
+            "steward_gossip_managers_dead_total",
+            "Managers declared dead (reported only).",
+            m.managers_dead,
+        ),
+        (
+            "steward_gossip_workers_dead_total",
+            "Workers declared dead.",
+            m.workers_dead,
+        ),
+    ];
+    for (name, help, value) in counters {
+        out.family(name, "counter", help);
+        out.sample(name, &[], value as f64);
+    }
+    out.gauge(
+        "steward_gossip_local_health",
+        "Lifeguard local health score (0..=8).",
+        f64::from(p.lhm_score),
+    );
+    out.gauge(
+        "steward_gossip_coordinate_error",
+        "Local Vivaldi coordinate error estimate.",
+        p.coordinate_error,
+    );
 }
 
 /// Drives one workflow to `Completed` (or `Failed`) through the ordinary replicated commands:

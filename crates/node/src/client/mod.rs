@@ -248,6 +248,18 @@ impl Client {
         decode(url.as_str(), status, &body)
     }
 
+    /// `GET /v1/cluster/members` (gossip view, RTTs from the answering node).
+    pub async fn cluster_members(&self) -> ClientResult<crate::gossip::MembersResponse> {
+        self.run(self.call(Method::GET, "/v1/cluster/members".to_owned(), None))
+            .await
+    }
+
+    /// `GET /v1/cluster/coordinates` (every Vivaldi coordinate the answering node knows).
+    pub async fn cluster_coordinates(&self) -> ClientResult<crate::gossip::CoordinatesResponse> {
+        self.run(self.call(Method::GET, "/v1/cluster/coordinates".to_owned(), None))
+            .await
+    }
+
     /// `POST /v1/cluster/transfer-leader`.
     pub async fn transfer_leader(&self, to: u64) -> ClientResult<TransferLeaderResponse> {
         let body = json_bytes(&TransferLeaderRequest { to });

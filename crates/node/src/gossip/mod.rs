@@ -10,6 +10,7 @@
 mod config;
 mod snapshot;
 mod task;
+mod views;
 pub(crate) mod wiring;
 
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ use tokio::task::JoinHandle;
 pub use config::GossipConfig;
 pub use snapshot::{role_name, state_name, GossipMetrics, MemberView, NodeCoordinate, Snapshot};
 pub use task::SNAPSHOT_REFRESH_MS;
+pub use views::{Coordinate, CoordinateEntry, CoordinatesResponse, MemberEntry, MembersResponse};
 
 use crate::error::{Error, Result};
 use task::{StopMode, Task};
