@@ -35,6 +35,10 @@ pub const PROPOSAL_BYTES_MAX: usize = 64 << 20;
 
 const HEADER_BYTES: usize = 6;
 
+/// Upper bound of bincode's decode accounting per encoded byte: the widest value we decode
+/// from one byte is a varint `u64` (8 bytes in memory).
+const CLAIM_BYTES_PER_BODY_BYTE: usize = 8;
+
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
@@ -155,17 +159,18 @@ fn check_header<'b>(
 
 /// Decodes the whole body. bincode allocates a string's or byte vector's claimed length before
 /// reading it, so a damaged length prefix could ask for exabytes and abort the process; a decode
-/// limit makes such a claim a `LimitExceeded` error instead. Valid bodies claim at most their
-/// own length (only strings and byte vectors claim), so the limit is the smallest tier at or
-/// above the body's length.
+/// limit makes such a claim a `LimitExceeded` error instead. bincode counts every decoded value
+/// at its in-memory size (a one-byte varint `u64` counts 8), so a valid body claims at most
+/// [`CLAIM_BYTES_PER_BODY_BYTE`] times its length; the limit is the smallest tier above that.
 fn decode_exact<T: serde::de::DeserializeOwned>(body: &[u8], what: &'static str) -> Result<T> {
-    let decoded = match body.len() {
-        len if len <= 1 << 16 => decode_limited::<T, { 1 << 16 }>(body),
-        len if len <= 1 << 20 => decode_limited::<T, { 1 << 20 }>(body),
-        len if len <= 1 << 24 => decode_limited::<T, { 1 << 24 }>(body),
-        len if len <= 1 << 28 => decode_limited::<T, { 1 << 28 }>(body),
-        len if len <= 1 << 32 => decode_limited::<T, { 1 << 32 }>(body),
-        _ => decode_limited::<T, { 1 << 36 }>(body),
+    let claim_max = body.len().saturating_mul(CLAIM_BYTES_PER_BODY_BYTE);
+    let decoded = match claim_max {
+        claim if claim <= 1 << 20 => decode_limited::<T, { 1 << 20 }>(body),
+        claim if claim <= 1 << 24 => decode_limited::<T, { 1 << 24 }>(body),
+        claim if claim <= 1 << 28 => decode_limited::<T, { 1 << 28 }>(body),
+        claim if claim <= 1 << 32 => decode_limited::<T, { 1 << 32 }>(body),
+        claim if claim <= 1 << 36 => decode_limited::<T, { 1 << 36 }>(body),
+        _ => decode_limited::<T, { 1 << 40 }>(body),
     };
     let (value, read) = decoded.map_err(|source| Error::Decode { what, source })?;
     if read != body.len() {
@@ -311,6 +316,41 @@ mod tests {
         snapshot_bytes.extend_from_slice(&[0xfd]);
         snapshot_bytes.extend_from_slice(&(1u64 << 62).to_le_bytes());
         assert!(restore(&snapshot_bytes).is_err());
+    }
+
+    #[test]
+    fn large_states_of_small_numbers_restore() {
+        // Many jobs encode mostly one-byte varints, which bincode's decode accounting
+        // counts at eight bytes each: the decode limit must allow for that.
+        let mut state = State::default();
+        let spec = JobSpec::new(
+            "j",
+            vec![crate::WorkflowSpec::new("w", vec!["true".into()])],
+        );
+        for index in 1..=17 {
+            let events = (0..1000)
+                .map(|_| crate::Event::JobSubmitted {
+                    idempotency_key: None,
+                    spec: spec.clone(),
+                })
+                .collect();
+            let proposal = Proposal {
+                stamp_ms: 1,
+                events,
+            };
+            crate::apply(&mut state, crate::LogIndex(index), &proposal);
+        }
+        let bytes = snapshot(&state).unwrap();
+        // Just under the smallest limit tier when counted byte for byte, well over it when
+        // counted the way bincode does.
+        assert!(
+            bytes.len() > 900_000 && bytes.len() < 1 << 20,
+            "{}",
+            bytes.len()
+        );
+        let restored = restore(&bytes).unwrap();
+        assert_eq!(state_hash(&restored), state_hash(&state));
+        assert_eq!(restored.jobs().count(), 17_000);
     }
 
     #[test]
