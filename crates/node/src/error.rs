@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 /// Errors returned by the node's public API.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// This node is not the leader; nothing changed. Retry on `leader_api_addr` when known.
     #[error("not the leader (leader: {leader_id:?} at {leader_api_addr:?})")]

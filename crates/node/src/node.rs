@@ -11,12 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use openraft::error::{CheckIsLeaderError, RaftError};
 use openraft::storage::RaftLogStorage;
 use openraft::ServerState;
 use steward_log::{SyncPolicy, Wal, WalOptions};
-use steward_statemachine::{decide, encode_proposal, Command, Outcome, Proposal, State};
+use steward_statemachine::{decide, Command, Outcome, State};
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
@@ -24,14 +23,15 @@ use crate::config::{NodeConfig, PeerConfig, SyncPolicyConfig};
 use crate::duties::clock::LeaderClock;
 use crate::error::{Error, Result};
 use crate::gossip::{self, Gossip};
-use crate::raft::cluster::{self, fatal_error, leader_api_addr, write_error};
+use crate::raft::cluster::{self, fatal_error, leader_api_addr};
 use crate::raft::handler::RaftHandler;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::NetworkFactory;
+use crate::raft::proposer::Proposer;
 use crate::raft::state_machine::{Shared, StateMachineStore};
 use crate::raft::status::{self, ClusterStatus, NodeMetrics, TransferReport};
 use crate::raft::transfer::{self, TransferGate};
-use crate::raft::{PeerNode, ProposalBytes, Raft};
+use crate::raft::{PeerNode, Raft};
 use crate::transport::client::PeerPool;
 use crate::transport::server::RaftServer;
 use crate::transport::TransportStats;
@@ -63,6 +63,7 @@ struct Inner {
     stats: Arc<TransportStats>,
     clock: LeaderClock,
     gate: TransferGate,
+    proposer: Proposer,
     raft_addr: SocketAddr,
     gossip: Option<Gossip>,
     server: Mutex<Option<RaftServer>>,
@@ -141,6 +142,7 @@ impl Node {
                     return Err(e);
                 }
             };
+        let proposer = Proposer::start(raft.clone());
         let (stop, stopped) = watch::channel(false);
         let node = Node {
             inner: Arc::new(Inner {
@@ -152,6 +154,7 @@ impl Node {
                 stats,
                 clock: LeaderClock::default(),
                 gate: TransferGate::default(),
+                proposer,
                 raft_addr,
                 gossip,
                 server: Mutex::new(Some(server)),
@@ -248,15 +251,8 @@ impl Node {
         if events.is_empty() {
             return Ok(Outcome::Applied);
         }
-        let bytes = encode_proposal(&Proposal { stamp_ms, events })
-            .map_err(|e| Error::raft("encode proposal", e))?;
-        let written = self
-            .inner
-            .raft
-            .client_write(ProposalBytes(Bytes::from(bytes)))
-            .await;
-        let response = written.map_err(|e| write_error(&self.inner.raft, "client_write", e))?;
-        Ok(Outcome::for_command(&response.data.outcomes))
+        let outcomes = self.inner.proposer.propose(events, stamp_ms).await?;
+        Ok(Outcome::for_command(&outcomes))
     }
 
     /// Runs `f` on the applied state. `Linearizable` uses openraft's read-index on the leader

@@ -159,3 +159,30 @@ async fn same_idempotency_key_submitted_concurrently_yields_one_job() {
     cluster.converged(10).await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_submits_are_batched_into_fewer_entries_with_distinct_ids() {
+    let cluster = Cluster::start(3, |_| {}).await;
+    let leader = cluster.leader().await;
+    let before = leader.cluster_status().last_log_index.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let node = leader.clone();
+        tasks.push(tokio::spawn(async move {
+            node.execute(submit_command(&format!("burst-{i}"), None, 60_000))
+                .await
+        }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for task in tasks {
+        let outcome = task.await.unwrap().unwrap();
+        assert!(
+            ids.insert(job_of(&outcome).unwrap()),
+            "job ids are distinct"
+        );
+    }
+    let entries = leader.cluster_status().last_log_index.unwrap() - before;
+    assert!(entries < 200, "200 commands used {entries} entries");
+    cluster.converged(200).await;
+    cluster.shutdown().await;
+}

@@ -120,6 +120,15 @@ pub fn entry_to_record(entry: &Entry<TypeConfig>) -> Result<Record, String> {
     })
 }
 
+/// A membership record's payload in one line, in openraft's form (voter sets with addresses,
+/// then learners), for `steward log dump --decode`.
+pub fn describe_membership(payload: &[u8]) -> Result<String, String> {
+    let (membership, _): (Membership<NodeId, PeerNode>, _) =
+        bincode::serde::decode_from_slice(payload, bincode_config())
+            .map_err(|e| format!("decode membership: {e}"))?;
+    Ok(membership.to_string())
+}
+
 /// Converts a WAL record back into an openraft entry.
 pub fn record_to_entry(record: Record) -> Result<Entry<TypeConfig>, String> {
     let log_id = LogId::new(CommittedLeaderId::new(record.term, 0), record.index.0);

@@ -16,6 +16,7 @@ mod flusher;
 pub(crate) mod handler;
 pub mod log_store;
 pub mod network;
+pub(crate) mod proposer;
 mod snapshot_file;
 pub mod state_machine;
 pub mod status;

@@ -103,6 +103,14 @@ impl SnapshotDir {
         Ok(snapshots)
     }
 
+    /// Opens `dir` for reading only: creates nothing and removes nothing (offline tools read a
+    /// stopped node's directory as it is).
+    pub fn open_read_only(dir: &Path) -> SnapshotDir {
+        SnapshotDir {
+            dir: dir.to_path_buf(),
+        }
+    }
+
     fn list(&self, suffix: &str) -> Result<Vec<PathBuf>> {
         let entries =
             fs::read_dir(&self.dir).map_err(io(format!("list {}", self.dir.display())))?;

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Cursor;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
@@ -71,6 +71,40 @@ fn merge(into: &mut Touched, from: Touched) {
     into.idempotency_keys.extend(from.idempotency_keys);
     into.workers.extend(from.workers);
     into.globals |= from.globals;
+}
+
+/// The newest snapshot file of a node, read offline (for `steward log replay` and `log diff`).
+#[derive(Debug)]
+pub struct SnapshotOnDisk {
+    /// The file.
+    pub path: PathBuf,
+    /// The last log index it covers (0 when it covers nothing).
+    pub last_index: u64,
+    /// The term of that entry.
+    pub last_term: u64,
+    /// The state as of `last_index`.
+    pub state: State,
+}
+
+/// Reads and checks the newest finished snapshot file in `snapshot_dir` without creating or
+/// removing anything. `None` when the directory is missing or holds no finished snapshot.
+pub fn read_latest_snapshot(snapshot_dir: &Path) -> Result<Option<SnapshotOnDisk>> {
+    if !snapshot_dir.is_dir() {
+        return Ok(None);
+    }
+    let Some((path, image)) = SnapshotDir::open_read_only(snapshot_dir).read_latest()? else {
+        return Ok(None);
+    };
+    let origin = path.display().to_string();
+    let body = decode_body(&image, &origin)?;
+    let state = steward_statemachine::restore(&body.state)
+        .map_err(|e| Error::storage(format!("restore state from {origin}"), e))?;
+    Ok(Some(SnapshotOnDisk {
+        path,
+        last_index: body.meta.last_log_id.map_or(0, |id| id.index),
+        last_term: body.meta.last_log_id.map_or(0, |id| id.leader_id.term),
+        state,
+    }))
 }
 
 fn decode_body(image: &[u8], origin: &str) -> Result<SnapshotBody> {
