@@ -18,6 +18,7 @@ pub mod gossip;
 mod node;
 pub mod raft;
 pub mod transport;
+pub mod worker;
 
 pub use config::{NodeConfig, PeerConfig, SyncPolicyConfig};
 pub use error::{Error, Result};
