@@ -1,4 +1,5 @@
-//! `steward cluster …`: status (every member's own view), leadership transfer, join, remove.
+//! `steward cluster …`: status (every member's own view), leadership transfer, join, remove;
+//! gossip `members` and `rtt` (in `gossip.rs`).
 //!
 //! It deliberately holds no cluster logic: the leader does the work; this module calls the
 //! client and prints.
@@ -13,6 +14,8 @@ use steward_node::api::types::{AddMemberRequest, ClusterStatusView};
 use steward_node::client::{Client, Url};
 
 use crate::output::{self, ConnectArgs, Failure, OutputFormat, EXIT_OK};
+
+mod gossip;
 
 /// `steward cluster`.
 #[derive(Debug, Args)]
@@ -49,6 +52,16 @@ enum ClusterCommand {
     Remove {
         /// Node id to remove.
         id: u64,
+    },
+    /// The gossip view of the answering node: id, role, state, incarnation, RTT, quality.
+    Members,
+    /// Estimated round-trip time between nodes A and B (default: the answering node), from
+    /// Vivaldi coordinates; refuses a node without a coordinate yet.
+    Rtt {
+        /// First node id.
+        a: u64,
+        /// Second node id (default: the node that answers).
+        b: Option<u64>,
     },
 }
 
@@ -113,6 +126,14 @@ async fn execute(args: ClusterArgs) -> Result<i32, Failure> {
         ClusterCommand::Remove { id } => {
             let answer = client.remove_member(id).await?;
             emit(format, &answer, || format!("node {id} removed\n"))
+        }
+        ClusterCommand::Members => {
+            let view = gossip::members(&client).await?;
+            emit(format, &view, || gossip::render_members(&view))
+        }
+        ClusterCommand::Rtt { a, b } => {
+            let report = gossip::rtt(&client, a, b).await?;
+            emit(format, &report, || gossip::render_rtt(&report))
         }
     }
 }
