@@ -113,6 +113,31 @@ pub struct Overrides {
     /// [node] test_mode: enables test-only routes and hooks. Never in production.
     #[arg(long, env = "STEWARD_TEST_MODE")]
     test_mode: Option<bool>,
+    /// [node.gossip] enabled: run SWIM membership over UDP.
+    #[arg(long, env = "STEWARD_GOSSIP_ENABLED")]
+    gossip_enabled: Option<bool>,
+    /// [node.gossip] addr: UDP listen address (default: raft_addr's IP and port, over UDP).
+    #[arg(long, env = "STEWARD_GOSSIP_ADDR")]
+    gossip_addr: Option<SocketAddr>,
+    /// [node.gossip] seeds: gossip addresses to join through, comma-separated (default: the
+    /// other initial members' raft_addr).
+    #[arg(long, env = "STEWARD_GOSSIP_SEEDS", value_delimiter = ',')]
+    gossip_seeds: Option<Vec<SocketAddr>>,
+    /// [node.gossip] probe_interval_ms.
+    #[arg(long, env = "STEWARD_GOSSIP_PROBE_INTERVAL_MS")]
+    gossip_probe_interval_ms: Option<u64>,
+    /// [node.gossip] probe_timeout_ms.
+    #[arg(long, env = "STEWARD_GOSSIP_PROBE_TIMEOUT_MS")]
+    gossip_probe_timeout_ms: Option<u64>,
+    /// [node.gossip] suspicion_mult.
+    #[arg(long, env = "STEWARD_GOSSIP_SUSPICION_MULT")]
+    gossip_suspicion_mult: Option<u32>,
+    /// [node.gossip] gossip_interval_ms.
+    #[arg(long, env = "STEWARD_GOSSIP_GOSSIP_INTERVAL_MS")]
+    gossip_gossip_interval_ms: Option<u64>,
+    /// [node.gossip] push_pull_interval_ms.
+    #[arg(long, env = "STEWARD_GOSSIP_PUSH_PULL_INTERVAL_MS")]
+    gossip_push_pull_interval_ms: Option<u64>,
     /// [api] forward_timeout_ms.
     #[arg(long, env = "STEWARD_FORWARD_TIMEOUT_MS")]
     forward_timeout_ms: Option<u64>,
@@ -187,6 +212,21 @@ impl Overrides {
             self.log_entries_kept_after_snapshot,
         );
         set(&mut node.test_mode, self.test_mode);
+        let gossip = &mut node.gossip;
+        set(&mut gossip.enabled, self.gossip_enabled);
+        set(&mut gossip.addr, self.gossip_addr.map(Some));
+        set(&mut gossip.seeds, self.gossip_seeds);
+        set(&mut gossip.probe_interval_ms, self.gossip_probe_interval_ms);
+        set(&mut gossip.probe_timeout_ms, self.gossip_probe_timeout_ms);
+        set(&mut gossip.suspicion_mult, self.gossip_suspicion_mult);
+        set(
+            &mut gossip.gossip_interval_ms,
+            self.gossip_gossip_interval_ms,
+        );
+        set(
+            &mut gossip.push_pull_interval_ms,
+            self.gossip_push_pull_interval_ms,
+        );
         set(&mut config.api.forward_timeout_ms, self.forward_timeout_ms);
         set(&mut config.api.wait_max_ms, self.wait_max_ms);
         set(&mut config.log.format, self.log_format);
@@ -299,12 +339,19 @@ mod tests {
             .filter_map(|arg| arg.get_long().map(str::to_owned))
             .collect();
         for (table, keys) in defaults.as_table().unwrap() {
-            for key in keys.as_table().unwrap().keys() {
-                let flag = match table.as_str() {
-                    "log" => format!("log-{key}"),
-                    _ => key.replace('_', "-"),
+            for (key, value) in keys.as_table().unwrap() {
+                // A nested table ([node.gossip]) has one `--{table}-{key}` flag per key.
+                let nested: Vec<String> = match value.as_table() {
+                    Some(inner) => inner.keys().map(|k| format!("{key}_{k}")).collect(),
+                    None => vec![key.clone()],
                 };
-                assert!(flags.contains(&flag), "[{table}] {key} has no --{flag}");
+                for key in nested {
+                    let flag = match table.as_str() {
+                        "log" => format!("log-{key}"),
+                        _ => key.replace('_', "-"),
+                    };
+                    assert!(flags.contains(&flag), "[{table}] {key} has no --{flag}");
+                }
             }
         }
     }
