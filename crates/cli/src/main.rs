@@ -24,7 +24,7 @@ enum Command {
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Run one manager (TOML config, flags, STEWARD_* environment variables).
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
     /// Start a local 3-manager cluster on loopback (data in ./.steward/dev).
     Dev(dev::DevArgs),
     /// Submit, inspect, wait for and cancel jobs on a running cluster.
@@ -38,7 +38,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Bench(command) => bench::run(command),
-        Command::Server(args) => server::run(args),
+        Command::Server(args) => server::run(*args),
         Command::Dev(args) => dev::run(args),
         Command::Job(args) => job_cmd::run(args),
         Command::Cluster(args) => cluster_cmd::run(args),
