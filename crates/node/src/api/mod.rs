@@ -21,6 +21,7 @@ mod ops;
 mod respond;
 pub mod types;
 mod validate;
+mod workers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -112,6 +113,12 @@ pub fn router<B: Backend>(backend: B, options: ApiOptions) -> Router {
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel::<B>))
         .route("/v1/jobs/{id}/events", get(jobs::events::<B>))
         .route("/v1/jobs/{id}/wait", get(jobs::wait::<B>))
+        .route("/v1/jobs/{id}/logs", get(workers::logs::<B>))
+        .route("/v1/workers", get(workers::list::<B>))
+        .route("/v1/workers/register", post(workers::register::<B>))
+        .route("/v1/workers/{id}/poll", post(workers::poll::<B>))
+        .route("/v1/workers/{id}/reports", post(workers::report::<B>))
+        .route("/v1/workers/{id}/extensions", post(workers::extension::<B>))
         .route("/v1/cluster/status", get(cluster::status::<B>))
         .route(
             "/v1/cluster/transfer-leader",

@@ -5,9 +5,10 @@
 //! a fence token one higher than any before), then run the timeout loop (`CheckTimeouts`, which
 //! scans every non-terminal job in the replicated state, so tracking resumes with the original
 //! `started_at`) and the idempotency expiry loop. The duties only propose commands; `decide` and
-//! `apply` decide what they mean. Worker dispatch is not a duty yet.
+//! `apply` decide what they mean. Worker dispatch and lease checks run in `dispatch.rs`.
 
 pub mod clock;
+mod dispatch;
 
 use std::time::Duration;
 
@@ -131,6 +132,7 @@ async fn run_term(node: Node, term: u64) {
             }
         }
     }
+    let _dispatch = dispatch::spawn(node.clone());
     let config = node.config();
     let mut timeouts =
         tokio::time::interval(Duration::from_millis(config.timeout_check_interval_ms));
