@@ -41,7 +41,7 @@ pub enum TargetKind {
     RaftEngine,
     /// sled 0.34: `insert` + `flush()` per append.
     Sled,
-    /// steward-log: `Wal::append` with `SyncPolicy::Always`.
+    /// steward-log: `Wal::append_next` with `SyncPolicy::Always`.
     Steward,
 }
 

@@ -85,6 +85,9 @@ pub fn run(args: &WalArgs) -> anyhow::Result<()> {
         .prefix("steward-bench-")
         .tempdir_in(&parent)
         .with_context(|| format!("create a run directory under {}", parent.display()))?;
+    if args.keep.is_some() && !targets.contains(&TargetKind::Steward) {
+        bail!("--keep keeps steward-log's WAL, but steward is not among --targets");
+    }
     let steward_dir = match &args.keep {
         Some(keep) => prepare_keep_dir(keep)?,
         None => run_dir.path().join("steward"),
