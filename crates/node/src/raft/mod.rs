@@ -1,9 +1,12 @@
-//! openraft glue: the type configuration and the two storage adapters.
+//! openraft glue: the type configuration, the two storage adapters, and the leader-side
+//! operations built on openraft.
 //!
-//! Layout: [`log_store`] maps openraft's log onto `steward-log`'s WAL; [`state_machine`] applies
-//! committed entries through `steward-statemachine` into a sled view and owns snapshots;
-//! [`network`] plugs the TCP transport into openraft. This module does not start Raft (see
-//! `node.rs`).
+//! Layout: [`log_store`] maps openraft's log onto `steward-log`'s WAL, with `flusher` reporting
+//! durability; [`state_machine`] applies committed entries through `steward-statemachine` into
+//! the sled view (`view`) and owns the snapshot files (`snapshot_file`); [`network`] plugs the
+//! TCP transport into openraft and `handler` serves it; `proposer` batches decided commands into
+//! entries; `cluster` changes membership; [`transfer`] hands leadership over; [`status`] is what
+//! the node reports. This module does not start Raft (see `node.rs`).
 
 use std::io::Cursor;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
