@@ -15,6 +15,10 @@ use crate::gossip::GossipConfig;
 pub const DUTY_INTERVAL_MS_MIN: u64 = 100;
 /// Smallest accepted `heartbeat_interval_ms`.
 pub const HEARTBEAT_INTERVAL_MS_MIN: u64 = 10;
+/// How long the leader waits for a follower to receive, check, store durably (fsync) and install
+/// the last chunk of a snapshot. openraft's default (200 ms) is too short for a multi-MiB state
+/// on a busy disk, which would make the follower re-receive the snapshot forever. Default: 10 s.
+pub const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 10_000;
 /// Smallest accepted `snapshot_after_entries`.
 pub const SNAPSHOT_AFTER_ENTRIES_MIN: u64 = 10;
 
@@ -182,6 +186,7 @@ impl NodeConfig {
             election_timeout_max: self.election_timeout_max_ms,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_after_entries),
             max_in_snapshot_log_to_keep: self.log_entries_kept_after_snapshot,
+            install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
             ..Default::default()
         };
         config.validate().map_err(|e| Error::Config {
