@@ -58,7 +58,9 @@ pub struct VivaldiConfig {
     pub rtt_max_ms: f64,
     /// Sigma used for a peer without a coordinate. Default: 50 ms.
     pub sigma_default_ms: f64,
-    /// Sigma clamp, lower end. Default: 5 ms.
+    /// Sigma clamp, lower end. Default: 1 ms: the resolution of the millisecond clock RTT
+    /// samples are measured with (and `rtt_min_ms`), so a converged LAN peer gets a latency
+    /// multiplier of 1 instead of a fixed +10 ms (ADR 0005).
     pub sigma_min_ms: f64,
     /// Sigma clamp, upper end. Default: 500 ms.
     pub sigma_max_ms: f64,
@@ -92,7 +94,7 @@ impl Default for VivaldiConfig {
             rtt_min_ms: 1.0,
             rtt_max_ms: 10_000.0,
             sigma_default_ms: 50.0,
-            sigma_min_ms: 5.0,
+            sigma_min_ms: 1.0,
             sigma_max_ms: 500.0,
             k_sigma: 2.0,
             min_samples_for_routing: 5,
