@@ -272,7 +272,14 @@ impl Node {
                     RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)) => {
                         self.not_leader(forward.leader_id)
                     }
-                    RaftError::APIError(other) => Error::raft("ensure_linearizable", other),
+                    // This node thinks it leads but a quorum did not confirm it (just elected, or
+                    // partitioned): for the caller that is "no known leader right now".
+                    RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)) => {
+                        Error::NotLeader {
+                            leader_id: None,
+                            leader_api_addr: None,
+                        }
+                    }
                     RaftError::Fatal(fatal) => fatal_error("ensure_linearizable", fatal),
                 })?;
         }
