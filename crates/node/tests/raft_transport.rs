@@ -176,3 +176,21 @@ async fn unreachable_then_reconnects_after_backoff() {
     let after = client.call(&rpc, Duration::from_secs(2)).await;
     assert!(after.is_err(), "{after:?}");
 }
+
+#[path = "raft_support.rs"]
+mod support;
+
+#[tokio::test]
+async fn a_running_node_refuses_a_wrong_version_peer_and_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let me = support::peer(1);
+    let node = steward_node::Node::start(support::config(&me, dir.path(), &[me]))
+        .await
+        .unwrap();
+    let mut wrong_version = frame::encode_frame(FrameKind::Request, 1, b"").unwrap();
+    wrong_version[4] = 2;
+    let answer = raw_exchange(node.raft_addr(), &wrong_version).await;
+    assert_eq!(answer.get(6).copied(), Some(FrameKind::Refusal as u8));
+    assert_eq!(node.metrics().transport.refused_version, 1);
+    node.shutdown().await.unwrap();
+}
