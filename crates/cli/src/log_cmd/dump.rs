@@ -1,5 +1,5 @@
-//! `steward log dump DIR [--from N] [--to M] [--json]`: one line per record with index, term,
-//! kind, payload size and CRC. Payloads are not decoded here.
+//! `steward log dump DIR [--from N] [--to M] [--decode] [--json]`: one line per record with
+//! index, term, kind, payload size and CRC, or with `--decode` the events inside (`decode`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use clap::Args;
 use serde::Serialize;
 use steward_log::{read_dir_records, DirRecord};
 
-use super::progress;
+use super::{decode, progress};
 
 /// Arguments of `steward log dump`.
 #[derive(Debug, Args)]
@@ -25,6 +25,9 @@ pub struct DumpArgs {
     /// JSON lines instead of text.
     #[arg(long)]
     json: bool,
+    /// Decode payloads: one line per event (proposals), blank and membership entries.
+    #[arg(long)]
+    decode: bool,
 }
 
 #[derive(Serialize)]
@@ -44,7 +47,9 @@ pub fn run(args: &DumpArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut records = read_dir_records(&args.dir, args.from..end)
         .with_context(|| format!("cannot read log directory {}", args.dir.display()))?;
     let bar = progress::bar(records.bytes_total(), "dumping");
-    if !args.json {
+    if args.decode && !args.json {
+        decode::write_header(out)?;
+    } else if !args.json {
         writeln!(
             out,
             "{:>12} {:>8} {:>4} {:>10}  {:<10}  segment:offset",
@@ -53,7 +58,11 @@ pub fn run(args: &DumpArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     }
     while let Some(record) = records.next() {
         let record = record?;
-        write_record(&record, args.json, out)?;
+        if args.decode {
+            decode::write_record(&record, args.json, out)?;
+        } else {
+            write_record(&record, args.json, out)?;
+        }
         bar.set_position(records.bytes_done());
     }
     bar.finish_and_clear();

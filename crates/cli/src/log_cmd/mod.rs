@@ -1,11 +1,17 @@
 //! `steward log …`: offline tools for a write-ahead log directory (inspect, verify, dump,
-//! repair). They read the directory directly through `steward_log` and never need a running
-//! node; only `repair` changes anything. Decoding payloads into events is not done here yet.
+//! repair, replay, diff). They read the directory directly through `steward_log` (and fold
+//! events with `steward_statemachine`) and never need a running node; only `repair` changes
+//! anything.
 
+mod decode;
+mod diff;
 mod dump;
 mod inspect;
 mod progress;
 mod repair;
+mod replay;
+mod replay_source;
+mod replay_time;
 mod verify;
 
 use std::path::PathBuf;
@@ -16,6 +22,8 @@ use clap::{Args, Subcommand};
 pub const EXIT_TORN_TAIL: i32 = 3;
 /// Exit code of `log verify` when the log is corrupt (a node refuses to start on it).
 pub const EXIT_CORRUPTION: i32 = 4;
+/// Exit code of `log diff` when the two logs or their folded states differ.
+pub const EXIT_DIVERGED: i32 = 5;
 
 /// Offline tools for a write-ahead log directory.
 #[derive(Debug, Args)]
@@ -38,8 +46,20 @@ enum LogCommand {
         /// The log directory.
         dir: PathBuf,
     },
-    /// Print one line per record (index, term, kind, size, CRC). Read-only.
+    /// Print one line per record (index, term, kind, size, CRC), or with `--decode` the events
+    /// inside. Read-only.
     Dump(dump::DumpArgs),
+    /// Fold the log (from the newest snapshot if it was purged) and print the state summary at
+    /// a point, or one job's timeline. Read-only.
+    Replay(replay::ReplayArgs),
+    /// Compare two replicas' logs: the first index where records or folded states differ.
+    /// Read-only. Exit 0 when identical, 5 when they diverge.
+    Diff {
+        /// The first replica's WAL or data directory.
+        dir_a: PathBuf,
+        /// The second replica's WAL or data directory.
+        dir_b: PathBuf,
+    },
     /// Cut a torn tail; copy a damaged segment aside (`*.broken`), move later segments aside,
     /// and cut the log at the damage. Says exactly what it moved and cut.
     Repair {
@@ -71,6 +91,15 @@ pub fn run(args: LogArgs) -> anyhow::Result<()> {
             Ok(())
         }
         LogCommand::Dump(dump) => dump::run(&dump, &mut out),
+        LogCommand::Replay(replay) => replay::run(&replay, &mut out),
+        LogCommand::Diff { dir_a, dir_b } => {
+            let identical = diff::run(&dir_a, &dir_b, &mut out)?;
+            if !identical {
+                drop(out);
+                std::process::exit(EXIT_DIVERGED);
+            }
+            Ok(())
+        }
         LogCommand::Repair { dir } => repair::run(&dir, &mut out),
     }
 }
