@@ -33,8 +33,9 @@ pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 pub const RETRY_WINDOW_DEFAULT: Duration = Duration::from_secs(15);
 /// First backoff between retries; doubles up to [`RETRY_BACKOFF_MAX`]. Default: 50 ms.
 pub const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(50);
-/// Longest backoff between retries. Default: 1 s.
-pub const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Longest backoff between retries. Default: 200 ms: short against an election (0.5–1 s by
+/// default), so a doubling backoff cannot overshoot the new leader by much.
+pub const RETRY_BACKOFF_MAX: Duration = Duration::from_millis(200);
 
 /// Filter for [`Client::list`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
