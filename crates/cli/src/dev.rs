@@ -51,6 +51,9 @@ pub struct DevArgs {
     /// Enable test-only routes (e.g. marking workflows finished before workers exist).
     #[arg(long)]
     test_mode: bool,
+    /// Do not start the local worker (submitted jobs then stay pending).
+    #[arg(long)]
+    no_worker: bool,
     /// Log filter (openraft's own election chatter is off by default).
     #[arg(long, env = "STEWARD_LOG_LEVEL", default_value = "warn,openraft=off")]
     log_level: String,
@@ -136,9 +139,12 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         args.test_mode,
     );
 
+    let worker =
+        (!args.no_worker).then(|| crate::worker_cmd::spawn_local(&discovery, stopped.clone()));
     shutdown_signal().await;
     say!("stopping…");
     stop.send_replace(true);
+    crate::worker_cmd::join_local(worker).await;
     for server in servers {
         match server.await {
             Ok(Ok(())) => {}

@@ -7,6 +7,7 @@ mod job_cmd;
 mod log_cmd;
 mod output;
 mod server;
+mod worker_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,8 @@ enum Command {
     Cluster(cluster_cmd::ClusterArgs),
     /// Offline tools for a write-ahead log directory: inspect, verify, dump, repair.
     Log(log_cmd::LogArgs),
+    /// Run a worker (`--join ADDR --cores N`) or list workers (`worker list`).
+    Worker(worker_cmd::WorkerArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +46,6 @@ fn main() -> anyhow::Result<()> {
         Command::Job(args) => job_cmd::run(args),
         Command::Cluster(args) => cluster_cmd::run(args),
         Command::Log(args) => log_cmd::run(args),
+        Command::Worker(args) => worker_cmd::run(args),
     }
 }

@@ -34,6 +34,8 @@ fn start_dev(dir: &Path) -> Dev {
             "--raft-port-base",
             "0",
             "--test-mode",
+            // Jobs must stay pending for this test; the worker tests run one.
+            "--no-worker",
         ])
         .current_dir(dir)
         .stdout(Stdio::null())

@@ -42,6 +42,8 @@ enum JobCommand {
     Wait(WaitArgs),
     /// Show a job's timeline (every event about it, oldest first).
     History(ReadArgs),
+    /// Show the output tails (last 64 KiB) of a job's workflows, fetched from their workers.
+    Logs(crate::worker_cmd::LogsArgs),
     /// Load generator: N concurrent clients submitting jobs; throughput and latency.
     Bench(bench::BenchArgs),
 }
@@ -130,6 +132,7 @@ async fn execute(args: JobArgs) -> Result<i32, Failure> {
             emit(format, &answer, || render::cancel(&answer))
         }
         JobCommand::Wait(wait) => wait_job(&client, wait, format).await,
+        JobCommand::Logs(logs) => crate::worker_cmd::logs(&client, logs, format).await,
         JobCommand::Bench(bench) => bench::run(&client, bench, format).await,
         JobCommand::History(read) => {
             let events = client.events(read.id, read.stale).await?;
