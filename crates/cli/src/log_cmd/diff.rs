@@ -23,6 +23,7 @@ struct Side {
     records: Peekable<DirRecords>,
     folder: Folder,
     start_index: u64,
+    from_snapshot: bool,
     first: Option<u64>,
     last: Option<u64>,
 }
@@ -36,12 +37,13 @@ impl Side {
             _ => None,
         };
         let start = start(&source, first, false)?;
-        let start_index = start.index;
+        let (start_index, from_snapshot) = (start.index, start.snapshot.is_some());
         Ok(Side {
             source,
             records,
             folder: Folder::new(start, StopAt::End),
             start_index,
+            from_snapshot,
             first,
             last: None,
         })
@@ -82,15 +84,12 @@ impl Side {
             (Some(first), Some(last)) => format!("records {first}..={last}"),
             _ => "no records".to_owned(),
         };
-        let start = match &self.folder_snapshot() {
-            Some(index) => format!(", folded from the snapshot at index {index}"),
-            None => String::new(),
+        let start = if self.from_snapshot {
+            format!(", folded from the snapshot at index {}", self.start_index)
+        } else {
+            String::new()
         };
         format!("{} ({range}{start})", self.source.wal_dir.display())
-    }
-
-    fn folder_snapshot(&self) -> Option<u64> {
-        (self.first != Some(1) && self.start_index > 0).then_some(self.start_index)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Where `log replay` and `log diff` read from, and how they fold: a WAL directory or a node
 //! data directory (`wal/` and `snapshots/` below it, as `steward-node` lays them out), the
-//! state to start from (empty when the WAL begins at index 1, else the newest durable snapshot)
+//! state to start from (empty when the WAL is whole, else the newest durable snapshot)
 //! and a folder that feeds records through `steward_statemachine::Replayer`.
 //!
 //! Read-only: nothing here creates, removes or repairs files. The WAL may hold entries past the
@@ -65,7 +65,7 @@ pub(super) struct Start {
     pub snapshot: Option<PathBuf>,
 }
 
-/// Picks the start: empty when the WAL begins at index 1 (or there is nothing at all), else
+/// Picks the start: empty when the WAL begins at index 0 or 1 (or there is nothing at all), else
 /// the newest snapshot, which must reach the WAL's first index. `full_history` keeps every
 /// timeline entry of an empty start (the state hash then differs from the cluster's).
 pub(super) fn start(
@@ -86,7 +86,8 @@ pub(super) fn start(
             snapshot: None,
         })
     };
-    if first_wal_index == Some(1) {
+    // openraft writes the initial membership at index 0; a log that begins at 0 or 1 is whole.
+    if matches!(first_wal_index, Some(0 | 1)) {
         return empty();
     }
     let snapshot = match &source.snapshot_dir {
