@@ -188,10 +188,7 @@ fn a_killed_worker_is_lost_and_its_workflow_runs_again() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
-    let dispatches = kinds
-        .iter()
-        .filter(|k| **k == "dispatched")
-        .count();
+    let dispatches = kinds.iter().filter(|k| **k == "dispatched").count();
     assert_eq!(dispatches, 2, "{history:#}");
     let workers = json(&steward(dir.path(), &["worker", "list", "-o", "json"]));
     let lost = workers["workers"]
@@ -202,4 +199,40 @@ fn a_killed_worker_is_lost_and_its_workflow_runs_again() {
         .unwrap()
         .clone();
     assert_eq!(lost["status"], "lost", "{workers:#}");
+}
+
+#[test]
+fn a_restarted_worker_loses_its_old_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let _dev = start_dev(dir.path(), &["--nodes", "1", "--no-worker"]);
+    let join = api_addrs(dir.path());
+    // A long lease: only the re-registration can declare the old attempt lost.
+    let args = [
+        "worker",
+        "--join",
+        &join,
+        "--cores",
+        "1",
+        "--id",
+        "201",
+        "--lease-ms",
+        "60000",
+    ];
+    let mut first = spawn(dir.path(), &args);
+    let id = submit(dir.path(), &["sh", "-c", "sleep 1; echo again"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while json(&steward(dir.path(), &["job", "status", &id, "-o", "json"]))["workflows"][0]
+        ["status"]
+        != "running"
+    {
+        assert!(Instant::now() < deadline, "never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first.0.kill().unwrap();
+    let _restarted = spawn(dir.path(), &args);
+    let out = steward(dir.path(), &["job", "wait", &id, "--timeout", "30s"]);
+    assert_eq!(out.status.code(), Some(0));
+    let job = json(&steward(dir.path(), &["job", "status", &id, "-o", "json"]));
+    assert_eq!(job["workflows"][0]["attempt"], 2, "{job}");
+    assert_eq!(job["workflows"][0]["worker"], 201, "{job}");
 }
