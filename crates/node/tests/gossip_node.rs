@@ -69,6 +69,18 @@ async fn managers_gossip_and_a_dead_worker_becomes_worker_lost() {
     .await;
 
     worker.kill().await;
+    // Gossip itself declares the worker dead (the leader's lease check in the dispatch duty is
+    // a second, slower path to the same `WorkerLost`; this proves the gossip one fired).
+    wait_for("the leader's gossip declares the worker dead", || {
+        leader
+            .gossip()
+            .filter(|g| {
+                g.metrics.workers_dead >= 1
+                    && g.member(worker_id).is_some_and(|m| m.state == "dead")
+            })
+            .map(|_| ())
+    })
+    .await;
     let lost = || {
         let leader = leader.clone();
         async move {
