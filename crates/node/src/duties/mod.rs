@@ -13,7 +13,7 @@ mod dispatch;
 use std::time::Duration;
 
 use openraft::ServerState;
-use steward_statemachine::{Command, NodeId as SmNodeId, Outcome, Term};
+use steward_statemachine::{Command, NodeId as SmNodeId, Outcome, Rejection, Term};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
@@ -124,6 +124,14 @@ async fn run_term(node: Node, term: u64) {
                 break;
             }
             Err(Error::ShuttingDown) => return,
+            // `decide` ran on a state that had not yet applied everything committed, so its
+            // fence was one too low: wait for apply to catch up and propose again.
+            Err(Error::Rejected(Rejection::StaleLeader { current_term, .. }))
+                if current_term.0 < term =>
+            {
+                tracing::debug!(term, "BecomeLeader raced apply; proposing again");
+                tokio::time::sleep(Duration::from_millis(BECOME_LEADER_RETRY_MS)).await;
+            }
             // Already recorded for this term (a re-elected node, a duplicate): nothing to raise.
             Err(Error::Rejected(_)) => break,
             Err(e) => {
