@@ -1,0 +1,108 @@
+//! File faults on a stopped node's WAL: a torn tail after the last whole record and a bit flip
+//! inside a record that is followed by good ones.
+//!
+//! A torn tail here only damages bytes after the last whole record (an append that was in
+//! flight when the process died, never acknowledged); it deliberately never cuts a whole
+//! fsynced record, because a disk that loses synced data is outside Raft's fault model and
+//! would make the harness report false violations.
+
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use rand::Rng;
+use steward_log::{scan_dir, SegmentInfo, SegmentState};
+
+/// Size of a segment header (mirrors the WAL format).
+const SEGMENT_HEADER_BYTES: u64 = 32;
+/// Size of a record frame header (mirrors the WAL format).
+const RECORD_HEADER_BYTES: u64 = 32;
+/// Largest garbage tail written. Default: 200 bytes.
+const TORN_BYTES_MAX: u64 = 200;
+
+/// What a file fault did, for the timeline.
+#[derive(Debug, Clone)]
+pub struct FileFault {
+    /// The file damaged.
+    pub file: PathBuf,
+    /// Byte offset.
+    pub offset: u64,
+    /// Human-readable description.
+    pub what: String,
+}
+
+fn active_segment(wal: &Path) -> anyhow::Result<SegmentInfo> {
+    let report = scan_dir(wal).with_context(|| format!("scanning {}", wal.display()))?;
+    report
+        .segments
+        .into_iter()
+        .rev()
+        .find(|s| s.state == SegmentState::Active)
+        .with_context(|| format!("no active segment in {}", wal.display()))
+}
+
+/// Writes a torn append after the last whole record of the active segment: either random
+/// non-zero garbage or a frame header promising more bytes than follow.
+pub fn torn_tail(wal: &Path, rng: &mut impl Rng) -> anyhow::Result<FileFault> {
+    let segment = active_segment(wal)?;
+    let file = wal.join(&segment.file_name);
+    let offset = segment.data_bytes;
+    let len = rng.gen_range(1..=TORN_BYTES_MAX);
+    let mut bytes: Vec<u8> = (0..len).map(|_| rng.gen_range(1..=255u8)).collect();
+    let what = if rng.gen_bool(0.5) && len >= 8 {
+        // A plausible length prefix for a record longer than what is written.
+        bytes[0..4].copy_from_slice(&(len as u32 + 64).to_le_bytes());
+        format!("partial frame of {len} bytes after the last record")
+    } else {
+        format!("{len} garbage bytes after the last record")
+    };
+    let mut handle = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .with_context(|| format!("opening {}", file.display()))?;
+    handle.seek(SeekFrom::Start(offset))?;
+    handle.write_all(&bytes)?;
+    handle.sync_all()?;
+    Ok(FileFault { file, offset, what })
+}
+
+/// Flips one bit inside the first half of the records of the segment holding the most data
+/// (a sealed one when there is one), so good records follow the damage: corruption, which
+/// the node must refuse to start on. An error when the log is too small to damage that way.
+pub fn bit_flip(wal: &Path, rng: &mut impl Rng) -> anyhow::Result<FileFault> {
+    let report = scan_dir(wal).with_context(|| format!("scanning {}", wal.display()))?;
+    let segment = report
+        .segments
+        .iter()
+        .filter(|s| s.records >= 4)
+        .max_by_key(|s| (s.state == SegmentState::Sealed, s.data_bytes))
+        .cloned();
+    let Some(segment) = segment else {
+        bail!("no segment with at least 4 records in {}", wal.display());
+    };
+    let file = wal.join(&segment.file_name);
+    let start = SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES;
+    let end = (segment.data_bytes / 2).max(start + 1);
+    let offset = rng.gen_range(start..end);
+    let bit = rng.gen_range(0..8u8);
+    let mut handle = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&file)
+        .with_context(|| format!("opening {}", file.display()))?;
+    let mut byte = [0u8; 1];
+    handle.seek(SeekFrom::Start(offset))?;
+    handle.read_exact(&mut byte)?;
+    byte[0] ^= 1 << bit;
+    handle.seek(SeekFrom::Start(offset))?;
+    handle.write_all(&byte)?;
+    handle.sync_all()?;
+    Ok(FileFault {
+        file,
+        offset,
+        what: format!(
+            "bit {bit} flipped ({:?} segment, {} records)",
+            segment.state, segment.records
+        ),
+    })
+}

@@ -1,0 +1,354 @@
+//! A Wing–Gong linearizability checker for one job's client-visible status history.
+//!
+//! Linearizability is local (compositional), so the harness checks each job on its own: a
+//! small history (at most [`OPS_PER_JOB_MAX`] operations) searched depth-first over "which
+//! operations are linearized" × "model state", with memoization. Operations whose outcome is
+//! unknown may take effect at any point after their invocation, or never. It deliberately
+//! models only the status (live, cancelling, terminal kind), not every field of a job.
+
+use std::collections::HashSet;
+
+use crate::history::Status;
+
+/// Largest per-job history checked (the search is exponential in the worst case).
+pub const OPS_PER_JOB_MAX: usize = 64;
+
+/// The model's view of one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobState {
+    /// Not submitted yet.
+    Absent,
+    /// Pending or running.
+    Live,
+    /// A cancel was accepted; workflows are stopping.
+    Cancelling,
+    /// Terminal, with its status.
+    Terminal(Status),
+}
+
+/// What an operation did in the model, with what the client saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// A first submit that created the job.
+    Create,
+    /// A read (or a duplicate submit) that saw `status`.
+    Read {
+        /// The status answered.
+        status: Status,
+    },
+    /// A cancel that changed something; the job's status in the answer.
+    Cancel {
+        /// The status answered (`running` while cancelling, or `cancelled`).
+        status: Status,
+    },
+    /// A cancel that changed nothing (already cancelled or already terminal).
+    CancelNoChange {
+        /// The status answered.
+        status: Status,
+    },
+    /// A completion; the status in the answer.
+    Complete {
+        /// The status answered.
+        status: Status,
+    },
+    /// A cancel whose outcome is unknown.
+    CancelUnknown,
+    /// A completion whose outcome is unknown; `completed` or `failed` if it applied.
+    CompleteUnknown {
+        /// The status it would have produced.
+        status: Status,
+    },
+    /// A submit whose outcome is unknown (it may have created the job).
+    CreateUnknown,
+}
+
+/// One operation on one job.
+#[derive(Debug, Clone, Copy)]
+pub struct LinOp {
+    /// Invocation time.
+    pub invoke_ms: u64,
+    /// Completion time; `u64::MAX` for unknown outcomes.
+    pub complete_ms: u64,
+    /// Its effect and answer.
+    pub action: Action,
+}
+
+fn is_live(status: Status) -> bool {
+    status == "pending" || status == "running"
+}
+
+/// The states after applying `action` to `state` (empty when the answer is impossible).
+fn step(state: JobState, action: Action) -> Vec<JobState> {
+    use JobState::*;
+    // A cancelling job may become terminal on its own (workflows stopped, grace period).
+    let settles = |s: JobState, status: Status| s == Cancelling && !is_live(status);
+    match action {
+        Action::Create | Action::CreateUnknown => match state {
+            Absent => vec![Live],
+            _ => vec![],
+        },
+        Action::Read { status } | Action::CancelNoChange { status } => {
+            let ok = match state {
+                Live => is_live(status) && !matches!(action, Action::CancelNoChange { .. }),
+                Cancelling => is_live(status),
+                Terminal(t) => t == status,
+                Absent => false,
+            };
+            if ok {
+                vec![state]
+            } else if settles(state, status) {
+                vec![Terminal(status)]
+            } else {
+                vec![]
+            }
+        }
+        Action::Cancel { status } => match state {
+            Live if is_live(status) => vec![Cancelling],
+            Live if status == "cancelled" => vec![Terminal(status)],
+            _ => vec![],
+        },
+        Action::Complete { status } => match state {
+            Live | Cancelling if is_live(status) => vec![state],
+            Live | Cancelling => vec![Terminal(status)],
+            Terminal(t) if t == status => vec![state],
+            _ => vec![],
+        },
+        Action::CancelUnknown => match state {
+            Live => vec![Cancelling, Terminal("cancelled")],
+            other => vec![other],
+        },
+        Action::CompleteUnknown { status } => match state {
+            Live | Cancelling => vec![Terminal(status), state],
+            other => vec![other],
+        },
+    }
+}
+
+fn is_unknown(action: Action) -> bool {
+    matches!(
+        action,
+        Action::CancelUnknown | Action::CompleteUnknown { .. } | Action::CreateUnknown
+    )
+}
+
+/// Whether `ops` (at most [`OPS_PER_JOB_MAX`]) is linearizable from `Absent`.
+pub fn is_linearizable(ops: &[LinOp]) -> bool {
+    assert!(ops.len() <= OPS_PER_JOB_MAX, "history too long to check");
+    let required: u64 = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| !is_unknown(op.action))
+        .fold(0, |mask, (i, _)| mask | 1 << i);
+    let mut seen = HashSet::new();
+    search(ops, required, 0, JobState::Absent, &mut seen)
+}
+
+fn search(
+    ops: &[LinOp],
+    required: u64,
+    done: u64,
+    state: JobState,
+    seen: &mut HashSet<(u64, JobState)>,
+) -> bool {
+    if done & required == required {
+        return true;
+    }
+    if !seen.insert((done, state)) {
+        return false;
+    }
+    // Only an operation invoked before every pending definite operation completed can go next.
+    let horizon = ops
+        .iter()
+        .enumerate()
+        .filter(|(i, op)| done & (1 << i) == 0 && !is_unknown(op.action))
+        .map(|(_, op)| op.complete_ms)
+        .min()
+        .unwrap_or(u64::MAX);
+    for (i, op) in ops.iter().enumerate() {
+        if done & (1 << i) != 0 || op.invoke_ms > horizon {
+            continue;
+        }
+        for next in step(state, op.action) {
+            if search(ops, required, done | 1 << i, next, seen) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(invoke_ms: u64, complete_ms: u64, action: Action) -> LinOp {
+        LinOp {
+            invoke_ms,
+            complete_ms,
+            action,
+        }
+    }
+
+    #[test]
+    fn sequential_legal_history_passes() {
+        let ops = [
+            op(0, 10, Action::Create),
+            op(20, 30, Action::Read { status: "pending" }),
+            op(
+                40,
+                50,
+                Action::Complete {
+                    status: "completed",
+                },
+            ),
+            op(
+                60,
+                70,
+                Action::Read {
+                    status: "completed",
+                },
+            ),
+            op(
+                80,
+                90,
+                Action::CancelNoChange {
+                    status: "completed",
+                },
+            ),
+        ];
+        assert!(is_linearizable(&ops));
+    }
+
+    #[test]
+    fn stale_read_after_completion_is_rejected() {
+        // The completion finished before the read began, yet the read saw the job pending.
+        let ops = [
+            op(0, 10, Action::Create),
+            op(
+                20,
+                30,
+                Action::Complete {
+                    status: "completed",
+                },
+            ),
+            op(40, 50, Action::Read { status: "pending" }),
+        ];
+        assert!(!is_linearizable(&ops));
+    }
+
+    #[test]
+    fn concurrent_read_may_see_either_side() {
+        let ops = [
+            op(0, 10, Action::Create),
+            op(
+                20,
+                60,
+                Action::Complete {
+                    status: "completed",
+                },
+            ),
+            op(30, 40, Action::Read { status: "pending" }),
+            op(
+                35,
+                70,
+                Action::Read {
+                    status: "completed",
+                },
+            ),
+        ];
+        assert!(is_linearizable(&ops));
+    }
+
+    #[test]
+    fn terminal_states_are_absorbing() {
+        let ops = [
+            op(0, 10, Action::Create),
+            op(
+                20,
+                30,
+                Action::Cancel {
+                    status: "cancelled",
+                },
+            ),
+            op(
+                40,
+                50,
+                Action::Complete {
+                    status: "completed",
+                },
+            ),
+        ];
+        assert!(!is_linearizable(&ops));
+        let flip = [
+            op(0, 10, Action::Create),
+            op(20, 30, Action::Read { status: "failed" }),
+            op(
+                40,
+                50,
+                Action::Read {
+                    status: "completed",
+                },
+            ),
+        ];
+        assert!(!is_linearizable(&flip));
+    }
+
+    #[test]
+    fn unknown_operations_may_or_may_not_apply() {
+        let applied = [
+            op(0, 10, Action::Create),
+            op(20, u64::MAX, Action::CompleteUnknown { status: "failed" }),
+            op(40, 50, Action::Read { status: "failed" }),
+        ];
+        assert!(is_linearizable(&applied));
+        let not_applied = [
+            op(0, 10, Action::Create),
+            op(20, u64::MAX, Action::CancelUnknown),
+            op(40, 50, Action::Read { status: "pending" }),
+        ];
+        assert!(is_linearizable(&not_applied));
+        // But an unknown cancel cannot take effect before it was invoked.
+        let too_early = [
+            op(0, 10, Action::Create),
+            op(
+                20,
+                30,
+                Action::Read {
+                    status: "cancelled",
+                },
+            ),
+            op(40, u64::MAX, Action::CancelUnknown),
+        ];
+        assert!(!is_linearizable(&too_early));
+    }
+
+    #[test]
+    fn two_creates_are_rejected() {
+        let ops = [op(0, 10, Action::Create), op(20, 30, Action::Create)];
+        assert!(!is_linearizable(&ops));
+    }
+
+    #[test]
+    fn cancelling_settles_to_cancelled() {
+        let ops = [
+            op(0, 10, Action::Create),
+            op(20, 30, Action::Cancel { status: "running" }),
+            op(40, 50, Action::Read { status: "running" }),
+            op(
+                60,
+                70,
+                Action::Read {
+                    status: "cancelled",
+                },
+            ),
+            op(
+                80,
+                90,
+                Action::CancelNoChange {
+                    status: "cancelled",
+                },
+            ),
+        ];
+        assert!(is_linearizable(&ops));
+    }
+}

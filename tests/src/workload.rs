@@ -1,0 +1,242 @@
+//! The seeded client workload: concurrent clients sending mixed submits (with and without
+//! idempotency keys, same-key duplicates with the same and a different body, to different
+//! nodes), repeated cancels, linearizable status reads and workflow completions, each recorded
+//! in the [`History`].
+//!
+//! Completions go through the [`Completer`] trait: test-mode completions today, real workers
+//! later. Timing between clients is not reproducible (real processes); the choices are.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use steward_node::api::types::{CancelJobRequest, CancelOutcome, JobView, SubmitJobRequest};
+use steward_node::api::types::{JobStatus, WorkflowSpec};
+use steward_node::api::ErrorCode;
+use steward_node::client::{Client, ClientError};
+
+use crate::history::{History, Op, OpKind, Outcome, Status};
+
+/// Per-request deadline of workload clients. Default: 3 s.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// The single workflow every workload job has.
+pub const WORKFLOW: &str = "main";
+
+/// Finishes a job's workflow (test-mode route today; real workers later).
+pub trait Completer: Send + Sync {
+    /// Marks `job`'s workflow finished with `success`, answering the job afterwards.
+    fn complete<'a>(
+        &'a self,
+        client: &'a Client,
+        job: u64,
+        success: bool,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<JobView, ClientError>> + Send + 'a>,
+    >;
+}
+
+/// Completion through `POST /v1/test-only/.../complete` (needs `test_mode`).
+#[derive(Debug, Default)]
+pub struct TestModeCompleter;
+
+impl Completer for TestModeCompleter {
+    fn complete<'a>(
+        &'a self,
+        client: &'a Client,
+        job: u64,
+        success: bool,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<JobView, ClientError>> + Send + 'a>,
+    > {
+        Box::pin(client.complete_workflow_for_test(job, WORKFLOW, success))
+    }
+}
+
+/// What the clients share: known job ids and keys already used (with their body names).
+#[derive(Debug, Default)]
+struct Shared {
+    jobs: Vec<u64>,
+    keys: Vec<(String, String)>,
+}
+
+/// The workload of one run.
+pub struct Workload {
+    /// One client per node (no failover, so "sent to node N" is true).
+    pub clients: Vec<Arc<Client>>,
+    /// The history to record into.
+    pub history: Arc<History>,
+    /// Completion mechanism.
+    pub completer: Arc<dyn Completer>,
+    /// Set to stop the clients.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Maps a job status to the harness's status name.
+pub fn status_name(status: JobStatus) -> Status {
+    status.as_str()
+}
+
+fn classify(err: &ClientError) -> Outcome {
+    match err.status() {
+        Some(409) if err.code() == Some(ErrorCode::IdempotencyConflict) => Outcome::Conflict,
+        Some(status) if (400..500).contains(&status) => {
+            Outcome::Failed(format!("{status} {:?}", err.code()))
+        }
+        _ => Outcome::Unknown(err.to_string()),
+    }
+}
+
+fn job_ok(job: &JobView, no_change: bool) -> Outcome {
+    Outcome::Ok {
+        job: job.id,
+        status: status_name(job.status),
+        fence: job.fence_token,
+        no_change,
+    }
+}
+
+fn request(name: &str) -> SubmitJobRequest {
+    SubmitJobRequest {
+        name: Some(name.to_owned()),
+        labels: BTreeMap::new(),
+        workflows: vec![WorkflowSpec {
+            name: WORKFLOW.to_owned(),
+            command: vec!["true".to_owned()],
+            env: BTreeMap::new(),
+            cores: Some(1),
+            timeout_ms: None,
+        }],
+        timeout_ms: Some(3_600_000),
+        // No retries, so a failed workflow fails the job (a simple, checkable model).
+        retry_budget: Some(0),
+    }
+}
+
+impl Workload {
+    /// Runs `clients` concurrent client tasks until `stop` is set; each draws its choices
+    /// from `seed` and its index.
+    pub async fn run(self: Arc<Self>, seed: u64, clients: usize) {
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let mut tasks = Vec::new();
+        for index in 0..clients {
+            let me = Arc::clone(&self);
+            let shared = Arc::clone(&shared);
+            let rng = StdRng::seed_from_u64(seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9));
+            tasks.push(tokio::spawn(async move {
+                me.client_loop(index, rng, shared).await;
+            }));
+        }
+        for task in tasks {
+            if let Err(err) = task.await {
+                self.history.note(format!("client task failed: {err}"));
+            }
+        }
+    }
+
+    async fn client_loop(&self, index: usize, mut rng: StdRng, shared: Arc<Mutex<Shared>>) {
+        let mut counter = 0u64;
+        while !self.stop.load(Ordering::Relaxed) {
+            counter += 1;
+            let node = rng.gen_range(0..self.clients.len());
+            let kind = self.choose(index, counter, &mut rng, &shared);
+            let invoke_ms = self.history.now_ms();
+            let outcome = self.execute(node, &kind).await;
+            if let (OpKind::Submit { key, name }, Outcome::Ok { job, no_change, .. }) =
+                (&kind, &outcome)
+            {
+                let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+                if !no_change {
+                    shared.jobs.push(*job);
+                }
+                if let Some(key) = key {
+                    shared.keys.push((key.clone(), name.clone()));
+                }
+            }
+            self.history.record(Op {
+                seq: 0,
+                client: index,
+                node,
+                kind,
+                invoke_ms,
+                complete_ms: self.history.now_ms(),
+                outcome,
+            });
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(0..20))).await;
+        }
+    }
+
+    fn choose(
+        &self,
+        index: usize,
+        counter: u64,
+        rng: &mut StdRng,
+        shared: &Mutex<Shared>,
+    ) -> OpKind {
+        let shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+        let roll = rng.gen_range(0..100);
+        let fresh = format!("c{index}-{counter}");
+        if shared.jobs.is_empty() || roll < 25 {
+            let key = rng.gen_bool(0.6).then(|| format!("k-{fresh}"));
+            return OpKind::Submit { key, name: fresh };
+        }
+        if roll < 35 && !shared.keys.is_empty() {
+            let (key, name) = shared.keys[rng.gen_range(0..shared.keys.len())].clone();
+            // Same key: same body (a retry) or a different body (must be refused with 409).
+            let name = if rng.gen_bool(0.6) {
+                name
+            } else {
+                format!("{name}-other")
+            };
+            return OpKind::Submit {
+                key: Some(key),
+                name,
+            };
+        }
+        // Recent jobs get most of the traffic, so each job sees a short, checkable history.
+        let recent = shared.jobs.len().saturating_sub(8);
+        let job = shared.jobs[rng.gen_range(recent..shared.jobs.len())];
+        match roll {
+            35..=49 => OpKind::Cancel { job },
+            50..=74 => OpKind::Read { job },
+            _ => OpKind::Complete {
+                job,
+                success: rng.gen_bool(0.8),
+            },
+        }
+    }
+
+    async fn execute(&self, node: usize, kind: &OpKind) -> Outcome {
+        let client = &self.clients[node];
+        match kind {
+            OpKind::Submit { key, name } => {
+                match client.submit(&request(name), key.as_deref()).await {
+                    Ok(answer) => job_ok(&answer.job, answer.duplicate),
+                    Err(err) => classify(&err),
+                }
+            }
+            OpKind::Cancel { job } => match client.cancel(*job, &CancelJobRequest::default()).await
+            {
+                Ok(answer) => job_ok(&answer.job, answer.outcome != CancelOutcome::Cancelled),
+                Err(err) => classify(&err),
+            },
+            OpKind::Read { job } => match client.job(*job, false).await {
+                Ok(view) => job_ok(&view, false),
+                Err(err) => classify(&err),
+            },
+            OpKind::Complete { job, success } => {
+                match self.completer.complete(client, *job, *success).await {
+                    Ok(view) => job_ok(&view, false),
+                    Err(err) => classify(&err),
+                }
+            }
+        }
+    }
+}
+
+/// The request body the workload sends for a job name (exposed for checks).
+pub fn body_for(name: &str) -> SubmitJobRequest {
+    request(name)
+}
