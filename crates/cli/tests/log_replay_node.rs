@@ -47,6 +47,7 @@ struct Finished {
     hash: u64,
     applied: u64,
     snapshot_index: Option<u64>,
+    first_job: u64,
 }
 
 /// Starts a node, submits `jobs` jobs (waiting for a snapshot and a purge when
@@ -78,9 +79,10 @@ async fn run_node(dir: &Path, snapshot_after_entries: u64, jobs: usize) -> Finis
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    let (hash, applied) = node
+    let (hash, applied, first_job) = node
         .read(Consistency::Stale, |s| {
-            (state_hash(s), s.globals().last_applied.0)
+            let first_job = s.jobs().next().map_or(0, |job| job.id.0);
+            (state_hash(s), s.globals().last_applied.0, first_job)
         })
         .await
         .unwrap();
@@ -90,6 +92,7 @@ async fn run_node(dir: &Path, snapshot_after_entries: u64, jobs: usize) -> Finis
         hash,
         applied,
         snapshot_index,
+        first_job,
     }
 }
 
@@ -142,6 +145,13 @@ async fn purged_log_replays_from_the_snapshot_to_the_nodes_hash() {
     );
     let text = steward(&["replay"], dir.path());
     assert!(text.contains("started from:     snapshot "), "{text}");
+    // A job submitted before the snapshot: its early entries have no known fence.
+    let job = finished.first_job.to_string();
+    let out = steward(&["replay", "--json", "--job", &job], dir.path());
+    let value: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let first_entry = &value["timeline"][0];
+    assert_eq!(first_entry["what"], "submitted", "{out}");
+    assert!(first_entry["fence_token"].is_null(), "{out}");
     let out = steward(&["replay", "--json"], &dir.path().join("wal.full"));
     let value: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert!(value["replay"]["snapshot"].is_null(), "{out}");

@@ -195,7 +195,8 @@ struct JsonTimelineEntry {
     index: u64,
     at_ms: u64,
     at: String,
-    fence_token: u64,
+    /// Unknown for entries the snapshot the replay started from already covered.
+    fence_token: Option<u64>,
     what: String,
 }
 
@@ -226,7 +227,8 @@ fn write_job(
             index: entry.index.0,
             at_ms: entry.at_ms,
             at: format_ms(entry.at_ms),
-            fence_token: folder.replayer().fence_at(entry.index).0,
+            fence_token: (provenance.snapshot.is_none() || entry.index.0 > provenance.start_index)
+                .then(|| folder.replayer().fence_at(entry.index).0),
             what: entry.what.to_string(),
         })
         .collect();
@@ -285,10 +287,13 @@ fn write_job_text(
     }
     writeln!(out, "{:>12}  {:<24}  {:>5}  what", "index", "time", "fence")?;
     for entry in entries {
+        let fence = entry
+            .fence_token
+            .map_or_else(|| "-".to_owned(), |fence| fence.to_string());
         writeln!(
             out,
-            "{:>12}  {:<24}  {:>5}  {}",
-            entry.index, entry.at, entry.fence_token, entry.what
+            "{:>12}  {:<24}  {fence:>5}  {}",
+            entry.index, entry.at, entry.what
         )?;
     }
     Ok(())
