@@ -32,7 +32,8 @@ enum Command {
     Job(job_cmd::JobArgs),
     /// Inspect and change the manager group (status, transfer-leader, join, remove).
     Cluster(cluster_cmd::ClusterArgs),
-    /// Offline tools for a write-ahead log directory: inspect, verify, dump, repair.
+    /// Offline tools for a write-ahead log or data directory: inspect, verify, dump, repair,
+    /// replay, diff.
     Log(log_cmd::LogArgs),
     /// Run a worker (`--join ADDR --cores N`) or list workers (`worker list`).
     Worker(worker_cmd::WorkerArgs),
