@@ -133,7 +133,7 @@ fn dev_runs_a_real_command_end_to_end() {
     let out = steward(dir.path(), &["worker", "list", "-o", "json"]);
     let workers = json(&out)["workers"].as_array().unwrap().clone();
     assert_eq!(workers.len(), 1);
-    assert_eq!(workers[0]["id"], 1);
+    assert_eq!(workers[0]["id"], 100);
     assert_eq!(workers[0]["status"], "live");
 }
 

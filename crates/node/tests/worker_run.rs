@@ -170,7 +170,10 @@ async fn jobs_run_complete_fail_and_report_output() {
     };
     // Two pipes: their relative order is up to the scheduler.
     let a = &by_name("a").tail;
-    assert!(a.contains("alpha\n") && a.contains("to-stderr\n") && a.len() == 16, "{a:?}");
+    assert!(
+        a.contains("alpha\n") && a.contains("to-stderr\n") && a.len() == 16,
+        "{a:?}"
+    );
     assert_eq!(by_name("a").exit_code, Some(0));
     assert_eq!(by_name("b").tail, "b attempt 1\n");
     let cwd = work.path().canonicalize().unwrap();

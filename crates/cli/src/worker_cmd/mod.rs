@@ -20,8 +20,9 @@ use tokio::task::JoinHandle;
 use crate::output::{self, ConnectArgs, DevDiscovery, Failure, OutputFormat, EXIT_OK};
 use crate::server::{init_logging, shutdown_signal, LogConfig, LogFormat};
 
-/// Worker id of the worker `steward dev` starts.
-pub const DEV_WORKER_ID: u64 = 1;
+/// Worker id of the worker `steward dev` starts (above the manager ids, which share the gossip
+/// id space).
+pub const DEV_WORKER_ID: u64 = 100;
 
 /// `steward worker`.
 #[derive(Debug, Args)]

@@ -26,9 +26,9 @@ use super::node_backend::node_error;
 use super::{respond, ApiState};
 use crate::worker::hub::Hub;
 use crate::worker::protocol::{
-    self, AttemptLog, ExtensionRequest, ExtensionResponse, LogsResponse, PollRequest, PollResponse,
-    RegisterRequest, RegisterResponse, ReportRequest, ReportResponse, WorkerListResponse,
-    WorkerView, LEASE_MS_MIN, POLL_WAIT_MS_MAX, PROTOCOL_VERSION,
+    self, AttemptLog, ExtensionRequest, ExtensionResponse, GossipSeed, LogsResponse, PollRequest,
+    PollResponse, RegisterRequest, RegisterResponse, ReportRequest, ReportResponse,
+    WorkerListResponse, WorkerView, LEASE_MS_MIN, POLL_WAIT_MS_MAX, PROTOCOL_VERSION,
 };
 use crate::{Consistency, Node};
 
@@ -134,6 +134,21 @@ pub async fn register<B: Backend>(State(state): State<ApiState<B>>, body: Bytes)
         .iter()
         .map(|member| member.api_addr.to_string())
         .collect();
+    let gossip_seeds = node
+        .gossip()
+        .map(|snapshot| {
+            let managers = snapshot.members.iter().filter(|m| m.role == "manager");
+            std::iter::once(GossipSeed {
+                id: snapshot.id,
+                addr: snapshot.addr,
+            })
+            .chain(managers.map(|m| GossipSeed {
+                id: m.id,
+                addr: m.addr,
+            }))
+            .collect()
+        })
+        .unwrap_or_default();
     tracing::info!(
         worker = request.worker,
         cores = request.cores,
@@ -146,6 +161,7 @@ pub async fn register<B: Backend>(State(state): State<ApiState<B>>, body: Bytes)
         fence_token: fence,
         lost_attempts: u32::try_from(held).unwrap_or(u32::MAX),
         managers,
+        gossip_seeds,
     })
     .into_response()
 }

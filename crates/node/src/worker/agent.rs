@@ -21,9 +21,12 @@ use steward_statemachine::{WorkerStatus, WorkflowRef};
 use super::attempt::{self, lock, AttemptHandle};
 use super::error::{Error, Result};
 use super::link::{Answer, Link};
+use crate::gossip::{Gossip, GossipConfig, GossipOptions};
+use steward_membership::Role;
+
 use super::protocol::{
-    AttemptLog, PollRequest, PollResponse, RegisterRequest, RegisterResponse, StopReason,
-    LEASE_MS_MIN, POLL_WAIT_MS_MAX, PROTOCOL_VERSION,
+    AttemptLog, GossipSeed, PollRequest, PollResponse, RegisterRequest, RegisterResponse,
+    StopReason, LEASE_MS_MIN, POLL_WAIT_MS_MAX, PROTOCOL_VERSION,
 };
 
 /// Finished attempts whose output tails the agent keeps for `logs`. Default: 256.
@@ -55,6 +58,9 @@ pub struct AgentConfig {
     pub progress_report_interval_ms: u64,
     /// Pause before retrying an undelivered report or a failed poll. Default: 200 ms.
     pub retry_interval_ms: u64,
+    /// Join the managers' SWIM membership with role worker (when they run gossip), so a dead
+    /// worker is also detected by membership. Default: true.
+    pub gossip: bool,
 }
 
 impl AgentConfig {
@@ -72,6 +78,7 @@ impl AgentConfig {
             extension_lead_ms: 2_000,
             progress_report_interval_ms: 200,
             retry_interval_ms: 200,
+            gossip: true,
         }
     }
 
@@ -100,7 +107,6 @@ impl AgentConfig {
 }
 
 /// State shared by the agent loop, attempt tasks and the log endpoint.
-#[derive(Debug)]
 pub struct Shared {
     /// The configuration.
     pub config: AgentConfig,
@@ -110,6 +116,7 @@ pub struct Shared {
     stopping: AtomicBool,
     attempts: Mutex<BTreeMap<WorkflowRef, Arc<AttemptHandle>>>,
     finished: Mutex<VecDeque<AttemptLog>>,
+    gossip: tokio::sync::Mutex<Option<Gossip>>,
 }
 
 impl Shared {
@@ -182,6 +189,7 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
         stopping: AtomicBool::new(false),
         attempts: Mutex::new(BTreeMap::new()),
         finished: Mutex::new(VecDeque::new()),
+        gossip: tokio::sync::Mutex::new(None),
     });
     let endpoint = tokio::spawn(super::endpoint::serve(listener, shared.clone()));
     tracing::info!(worker = shared.config.worker_id, %address, cores = shared.config.cores, "worker starting");
@@ -196,13 +204,17 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     endpoint.abort();
+    if let Some(gossip) = shared.gossip.lock().await.take() {
+        gossip.shutdown().await;
+    }
     Ok(())
 }
 
 async fn work(shared: Arc<Shared>, address: String) {
     let retry = Duration::from_millis(shared.config.retry_interval_ms);
     loop {
-        register(&shared, &address).await;
+        let seeds = register(&shared, &address).await;
+        join_gossip(&shared, &address, seeds).await;
         loop {
             match poll(&shared).await {
                 PollOutcome::Continue => {}
@@ -215,7 +227,44 @@ async fn work(shared: Arc<Shared>, address: String) {
     }
 }
 
-async fn register(shared: &Shared, address: &str) {
+/// Joins SWIM with role worker once, through the managers' gossip addresses. Skipped (logged)
+/// when gossip is off, the managers run none, or a manager uses this worker's id.
+async fn join_gossip(shared: &Shared, address: &str, seeds: Vec<GossipSeed>) {
+    let mut slot = shared.gossip.lock().await;
+    let id = shared.config.worker_id;
+    if slot.is_some() || !shared.config.gossip || seeds.is_empty() {
+        return;
+    }
+    if seeds.iter().any(|seed| seed.id == id) {
+        tracing::warn!(
+            worker = id,
+            "a manager has this worker's id; not joining gossip"
+        );
+        return;
+    }
+    let ip = address
+        .trim_start_matches("http://")
+        .parse::<SocketAddr>()
+        .map_or(shared.config.listen.ip(), |addr| addr.ip());
+    let options = GossipOptions {
+        id,
+        role: Role::Worker,
+        bind: SocketAddr::new(ip, 0),
+        seeds: seeds.iter().map(|seed| seed.addr).collect(),
+        config: GossipConfig::default(),
+    };
+    match Gossip::start(options).await {
+        Ok((gossip, mut events)) => {
+            tracing::info!(worker = id, addr = %gossip.local_addr(), "joined gossip as a worker");
+            // The worker does not act on membership events; drain them so none pile up.
+            tokio::spawn(async move { while events.recv().await.is_some() {} });
+            *slot = Some(gossip);
+        }
+        Err(err) => tracing::warn!(worker = id, %err, "joining gossip failed; heartbeats only"),
+    }
+}
+
+async fn register(shared: &Shared, address: &str) -> Vec<GossipSeed> {
     let config = &shared.config;
     let request = RegisterRequest {
         version: PROTOCOL_VERSION,
@@ -243,7 +292,7 @@ async fn register(shared: &Shared, address: &str) {
                     lost_attempts = answer.lost_attempts,
                     "registered"
                 );
-                return;
+                return answer.gossip_seeds;
             }
             Answer::Refused { status, body } => {
                 tracing::warn!(status, %body, "registration refused; retrying");

@@ -52,6 +52,19 @@ pub struct RegisterResponse {
     pub lost_attempts: u32,
     /// Every manager's API address, so the worker can find a new leader.
     pub managers: Vec<String>,
+    /// Managers' gossip (SWIM) ids and UDP addresses, for the worker to join membership with
+    /// role worker (empty when the managers run without gossip).
+    #[serde(default)]
+    pub gossip_seeds: Vec<GossipSeed>,
+}
+
+/// One manager's gossip identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GossipSeed {
+    /// Its gossip id (the node id).
+    pub id: u64,
+    /// Its UDP address.
+    pub addr: std::net::SocketAddr,
 }
 
 /// `POST /v1/workers/{id}/poll`: a heartbeat and a long-poll for instructions.
