@@ -37,11 +37,14 @@ pub fn job(job: &JobView) -> String {
     for workflow in &job.workflows {
         let _ = writeln!(
             out,
-            "    {:<16} {:<11} cores={} attempt={}  {}",
+            "    {:<16} {:<11} cores={} attempt={} worker={}  {}",
             workflow.name,
             workflow.status,
             workflow.cores,
             workflow.attempt,
+            workflow
+                .worker
+                .map_or_else(|| "-".to_owned(), |w| w.to_string()),
             workflow.command.join(" ")
         );
     }
