@@ -149,10 +149,20 @@ impl History {
         self.notes.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The notes and operations touching `job` within `window_ms` of `at_ms`, as text.
+    /// The timeline of a violation, as text: for a job, every operation on it and the notes
+    /// during its life (± `window_ms`); otherwise everything within `window_ms` of `at_ms`.
     pub fn timeline_around(&self, job: Option<u64>, at_ms: u64, window_ms: u64) -> String {
-        let low = at_ms.saturating_sub(window_ms);
-        let high = at_ms + window_ms;
+        let span = job.and_then(|j| {
+            let ops = self.ops();
+            let mine = ops.iter().filter(|op| op_job(op) == Some(j));
+            let first = mine.clone().map(|op| op.invoke_ms).min()?;
+            let last = mine.map(|op| op.complete_ms).max()?;
+            Some((first, last))
+        });
+        let (low, high) = match span {
+            Some((first, last)) => (first.saturating_sub(window_ms), last + window_ms),
+            None => (at_ms.saturating_sub(window_ms), at_ms + window_ms),
+        };
         let mut lines: Vec<(u64, String)> = self
             .notes()
             .into_iter()

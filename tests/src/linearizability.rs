@@ -80,8 +80,14 @@ fn is_live(status: Status) -> bool {
 /// The states after applying `action` to `state` (empty when the answer is impossible).
 fn step(state: JobState, action: Action) -> Vec<JobState> {
     use JobState::*;
-    // A cancelling job may become terminal on its own (workflows stopped, grace period).
-    let settles = |s: JobState, status: Status| s == Cancelling && !is_live(status);
+    // Some transitions happen without a client: a cancelling job becomes terminal when its
+    // workflows stop or the grace period ends, and the leader fails a live job whose worker
+    // was lost (the test-only worker holds no lease) or times it out.
+    let settles = |s: JobState, status: Status| match s {
+        Cancelling => !is_live(status),
+        Live => status == "failed" || status == "timed_out",
+        _ => false,
+    };
     match action {
         Action::Create | Action::CreateUnknown => match state {
             Absent => vec![Live],
@@ -320,6 +326,26 @@ mod tests {
             op(40, u64::MAX, Action::CancelUnknown),
         ];
         assert!(!is_linearizable(&too_early));
+    }
+
+    #[test]
+    fn leader_may_fail_a_live_job_but_never_complete_it() {
+        let lost = [
+            op(0, 10, Action::Create),
+            op(20, 30, Action::Read { status: "failed" }),
+        ];
+        assert!(is_linearizable(&lost));
+        let completed_alone = [
+            op(0, 10, Action::Create),
+            op(
+                20,
+                30,
+                Action::Read {
+                    status: "completed",
+                },
+            ),
+        ];
+        assert!(!is_linearizable(&completed_alone));
     }
 
     #[test]

@@ -326,41 +326,50 @@ async fn bit_flip(
     Ok(())
 }
 
-/// Waits until every node has applied the leader's commit index, then reads each node's jobs.
+/// Waits until every node has applied the leader's commit index, then reads each node's jobs;
+/// the reads count only if no node applied anything meanwhile (leader duties keep proposing,
+/// e.g. dispatches), so the states compared are at the same applied index.
 async fn final_state(cluster: &Cluster) -> anyhow::Result<FinalState> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let clients: Vec<Client> = (0..cluster.slots.len())
         .map(|s| cluster.client_for(s, Duration::from_secs(5)))
         .collect::<anyhow::Result<_>>()?;
     loop {
-        let mut applied = Vec::new();
-        for (slot, client) in clients.iter().enumerate() {
-            let status = client.cluster_status_at(&cluster.slots[slot].url()?).await;
-            applied.push(
-                status
-                    .ok()
-                    .and_then(|s| Some((s.applied_index?, s.commit_index?))),
-            );
-        }
-        let settled = applied.iter().all(|a| a.is_some_and(|(ap, co)| ap == co))
-            && applied
+        let before = applied_indexes(cluster, &clients).await?;
+        let settled = before.iter().all(|a| a.is_some_and(|(ap, co)| ap == co))
+            && before
                 .windows(2)
                 .all(|w| w[0].map(|a| a.0) == w[1].map(|a| a.0));
         if settled {
-            break;
+            let mut state = Vec::new();
+            for client in &clients {
+                state.push(all_jobs(client).await?);
+            }
+            if applied_indexes(cluster, &clients).await? == before {
+                return Ok(state);
+            }
         }
         if Instant::now() > deadline {
-            bail!(
-                "convergence: nodes did not reach the same applied index within 30 s: {applied:?}"
-            );
+            bail!("convergence: nodes did not hold one applied index for 30 s: {before:?}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let mut state = Vec::new();
-    for client in &clients {
-        state.push(all_jobs(client).await?);
+}
+
+async fn applied_indexes(
+    cluster: &Cluster,
+    clients: &[Client],
+) -> anyhow::Result<Vec<Option<(u64, u64)>>> {
+    let mut applied = Vec::new();
+    for (slot, client) in clients.iter().enumerate() {
+        let status = client.cluster_status_at(&cluster.slots[slot].url()?).await;
+        applied.push(
+            status
+                .ok()
+                .and_then(|s| Some((s.applied_index?, s.commit_index?))),
+        );
     }
-    Ok(state)
+    Ok(applied)
 }
 
 async fn all_jobs(client: &Client) -> anyhow::Result<BTreeMap<u64, JobView>> {
