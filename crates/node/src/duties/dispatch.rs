@@ -1,6 +1,5 @@
 //! Leader duty: dispatch pending workflows to workers, and declare lost the workers whose
-//! heartbeat lease ran out (ADR 0010; stands in for SWIM worker deaths until the gossip adapter
-//! reports them).
+//! heartbeat lease ran out (ADR 0010; a backstop next to SWIM, which also reports dead workers).
 //!
 //! Every tick it proposes `DispatchPending`: `decide` picks the oldest pending workflows and the
 //! live workers with the most free cores, never over-committing, and emits one

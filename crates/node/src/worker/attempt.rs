@@ -91,6 +91,7 @@ async fn run(
     let mut progress = process.progress();
     let mut reported_progress = 0u64;
     let mut extensions = Extensions::default();
+    let mut last_progress_report = None;
     let mut tick = tokio::time::interval(Duration::from_millis(ATTEMPT_TICK_MS));
     let (exit, stopped) = loop {
         tokio::select! {
@@ -106,7 +107,7 @@ async fn run(
                 let now = *progress.borrow_and_update();
                 lock(&handle.log).tail = process.tail_text();
                 if now > reported_progress
-                    && reported_progress_due(&shared, &mut extensions.last_progress_report)
+                    && reported_progress_due(&shared, &mut last_progress_report)
                 {
                     report(&shared, target, ReportKind::Progress { progress: now }, None).await;
                     reported_progress = now;
@@ -169,7 +170,6 @@ fn finish_log(handle: &AttemptHandle, exit: Option<&ProcessExit>, tail: String) 
 struct Extensions {
     asked_at_progress: u64,
     denied: bool,
-    last_progress_report: Option<Instant>,
 }
 
 impl Extensions {

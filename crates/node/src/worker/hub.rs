@@ -1,7 +1,7 @@
 //! The leader's memory of worker heartbeats: when each worker last polled and the lease it
 //! announced. A worker whose lease runs out is declared lost by the dispatch duty
-//! (`duties/dispatch.rs`) with `WorkerLost` — this stands in for SWIM membership until the
-//! gossip adapter reports worker deaths (ADR 0010).
+//! (`duties/dispatch.rs`) with `WorkerLost`: a backstop next to SWIM membership, for workers
+//! without gossip and quicker than SWIM's suspicion timeout (ADR 0010).
 //!
 //! Deliberately not replicated: heartbeats would flood the log. A new leader starts with an
 //! empty hub and gives every live worker a full [`LEASE_MS_DEFAULT`](super::protocol::LEASE_MS_DEFAULT)
