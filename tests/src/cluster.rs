@@ -192,6 +192,8 @@ impl Cluster {
             .arg("server")
             .arg("--config")
             .arg(me.dir.join("config.toml"))
+            // Error values stay one readable line; panics keep their backtraces.
+            .env("RUST_LIB_BACKTRACE", "0")
             .stdin(Stdio::null())
             .stdout(stderr.try_clone()?)
             .stderr(stderr)
@@ -294,6 +296,7 @@ impl Cluster {
     /// Starts the slot's process and expects it to exit non-zero within `within`; returns its
     /// stderr tail. An error if it keeps running (it is then killed).
     pub fn expect_refusal(&mut self, slot: usize, within: Duration) -> anyhow::Result<String> {
+        let from = std::fs::metadata(self.slots[slot].stderr_path()).map_or(0, |m| m.len());
         self.spawn(slot)?;
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
@@ -301,7 +304,9 @@ impl Cluster {
                 if status.success() {
                     bail!("slot {} exited with success on a corrupted log", slot + 1);
                 }
-                return Ok(self.stderr_tail(slot, 4000));
+                let text = std::fs::read(self.slots[slot].stderr_path())?;
+                let start = (from as usize).min(text.len());
+                return Ok(String::from_utf8_lossy(&text[start..]).into_owned());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
