@@ -100,8 +100,15 @@ fn step(state: JobState, action: Action) -> Vec<JobState> {
                 Terminal(t) => t == status,
                 Absent => false,
             };
+            // The client resends a cancel whose answer was lost; the resend then reports the
+            // first attempt's effect as "already cancelled".
+            let own_resend = matches!(action, Action::CancelNoChange { .. }) && state == Live;
             if ok {
                 vec![state]
+            } else if own_resend && is_live(status) {
+                vec![Cancelling]
+            } else if own_resend && status == "cancelled" {
+                vec![Terminal(status)]
             } else if settles(state, status) {
                 vec![Terminal(status)]
             } else {
@@ -346,6 +353,34 @@ mod tests {
             ),
         ];
         assert!(!is_linearizable(&completed_alone));
+    }
+
+    #[test]
+    fn resent_cancel_may_report_its_own_effect() {
+        let ops = [
+            op(0, 10, Action::Create),
+            op(20, 30, Action::CancelNoChange { status: "running" }),
+            op(
+                40,
+                50,
+                Action::Read {
+                    status: "cancelled",
+                },
+            ),
+        ];
+        assert!(is_linearizable(&ops));
+        // But "already terminal: completed" needs a completion first.
+        let completed = [
+            op(0, 10, Action::Create),
+            op(
+                20,
+                30,
+                Action::CancelNoChange {
+                    status: "completed",
+                },
+            ),
+        ];
+        assert!(!is_linearizable(&completed));
     }
 
     #[test]
