@@ -107,9 +107,7 @@ fn step(state: JobState, action: Action) -> Vec<JobState> {
                 vec![state]
             } else if own_resend && is_live(status) {
                 vec![Cancelling]
-            } else if own_resend && status == "cancelled" {
-                vec![Terminal(status)]
-            } else if settles(state, status) {
+            } else if (own_resend && status == "cancelled") || settles(state, status) {
                 vec![Terminal(status)]
             } else {
                 vec![]
