@@ -190,6 +190,26 @@ fn a_killed_worker_is_lost_and_its_workflow_runs_again() {
         .collect();
     let dispatches = kinds.iter().filter(|k| **k == "dispatched").count();
     assert_eq!(dispatches, 2, "{history:#}");
+    // Each dispatch line names its attempt, worker and the fence token it carried.
+    let dispatched: Vec<(u64, u64, u64)> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "dispatched")
+        .map(|e| {
+            let d = &e["detail"];
+            (
+                d["attempt"].as_u64().unwrap(),
+                d["worker"].as_u64().unwrap(),
+                d["fence_token"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(dispatched[0].0, 1, "{history:#}");
+    assert_eq!(dispatched[0].1, 101, "{history:#}");
+    assert_eq!(dispatched[1].0, 2, "{history:#}");
+    assert_eq!(dispatched[1].1, 102, "{history:#}");
+    assert!(dispatched[1].2 >= dispatched[0].2, "{history:#}");
     let workers = json(&steward(dir.path(), &["worker", "list", "-o", "json"]));
     let lost = workers["workers"]
         .as_array()

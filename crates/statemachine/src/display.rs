@@ -156,10 +156,12 @@ impl fmt::Display for Happening {
                 workflow,
                 attempt,
                 worker,
+                fence_token,
             } => {
                 write!(
                     formatter,
-                    "workflow {workflow} attempt {attempt} dispatched to worker {worker}"
+                    "workflow {workflow} attempt {attempt} dispatched to worker {worker} \
+                     (fence {fence_token})"
                 )
             }
             Happening::Started { workflow, attempt } => {

@@ -39,6 +39,7 @@ pub(super) fn dispatch(
         workflow: target.workflow,
         attempt: next,
         worker: worker_id,
+        fence_token,
     };
     let assign = |runtime: &mut WorkflowState| {
         runtime.status = WorkflowStatus::Dispatched;

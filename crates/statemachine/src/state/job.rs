@@ -141,9 +141,11 @@ pub enum Happening {
         workflow: WorkflowId,
         /// The attempt.
         attempt: Attempt,
-        /// The worker. (The dispatch's fence is the one in force at `index`; it is left out
-        /// to keep timeline lines at 40 bytes.)
+        /// The worker.
         worker: WorkerId,
+        /// The fence token the dispatch carried (the leadership term's token), so a timeline
+        /// shows which leadership sent each attempt.
+        fence_token: FenceToken,
     },
     /// A workflow attempt started.
     Started {
