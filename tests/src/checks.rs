@@ -28,8 +28,9 @@ pub struct Violation {
 /// Every node's final jobs, by slot.
 pub type FinalState = Vec<BTreeMap<u64, JobView>>;
 
-/// Names of the checks, in order.
-pub const CHECKS: [&str; 5] = [
+/// Names of the checks, in order (liveness is checked by the run itself).
+pub const CHECKS: [&str; 6] = [
+    "liveness",
     "durability",
     "exactly_once",
     "legal_histories",

@@ -100,9 +100,28 @@ pub struct Cluster {
     next_id: u64,
 }
 
+/// Ports are taken below this, outside Linux's default ephemeral range (32768–60999), so an
+/// outgoing connection can never take a stopped node's port before it restarts.
+const PORT_CEILING: u16 = 32_000;
+/// Ports are taken from this up.
+const PORT_FLOOR: u16 = 20_000;
+
+/// A loopback port free for both TCP and UDP (gossip shares the Raft port), outside the
+/// ephemeral range; the start point is spread by process id so parallel runs rarely collide.
 fn free_port() -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding a free loopback port")?;
-    Ok(listener.local_addr()?)
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let span = PORT_CEILING - PORT_FLOOR;
+    let spread = (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..span {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = PORT_FLOOR + (spread + step) % span;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if TcpListener::bind(addr).is_ok() && std::net::UdpSocket::bind(addr).is_ok() {
+            return Ok(addr);
+        }
+    }
+    bail!("no free loopback port in {PORT_FLOOR}..{PORT_CEILING}")
 }
 
 impl Cluster {

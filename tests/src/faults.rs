@@ -106,3 +106,24 @@ pub fn bit_flip(wal: &Path, rng: &mut impl Rng) -> anyhow::Result<FileFault> {
         ),
     })
 }
+
+/// Checker self-test only: cuts the active segment back to `keep_percent` of its records' bytes,
+/// losing whole fsynced records, as a disk that acknowledged writes it never stored would (or a
+/// node that acknowledged before `fdatasync`, after a power loss). Never part of a normal run.
+pub fn lose_tail(wal: &Path, keep_percent: u64) -> anyhow::Result<FileFault> {
+    let segment = active_segment(wal)?;
+    let file = wal.join(&segment.file_name);
+    let body = segment.data_bytes.saturating_sub(SEGMENT_HEADER_BYTES);
+    let offset = SEGMENT_HEADER_BYTES + body * keep_percent / 100;
+    let handle = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .with_context(|| format!("opening {}", file.display()))?;
+    handle.set_len(offset)?;
+    handle.sync_all()?;
+    Ok(FileFault {
+        file,
+        offset,
+        what: format!("cut back to {keep_percent} % of its records (synced data lost)"),
+    })
+}
