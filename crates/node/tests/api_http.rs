@@ -61,6 +61,8 @@ fn view(id: u64, request: &SubmitJobRequest) -> JobView {
                 worker: None,
                 last_error: None,
                 exit_code: None,
+                started_at_ms: None,
+                finished_at_ms: None,
             })
             .collect(),
         timeout_ms: request.timeout_ms.unwrap_or(3_600_000) as u64,

@@ -391,7 +391,7 @@ mod tests {
         let hashes = (state_hash(&empty), state_hash(&state), body_hash(&spec).0);
         let pinned = (
             0x2039_4626_8d7c_9582,
-            0x336a_31fa_c2a2_537a,
+            0xe9c4_8df1_aceb_382e,
             0xe579_8eab_6d19_bfa6,
         );
         assert_eq!(hashes, pinned, "{hashes:#x?}");

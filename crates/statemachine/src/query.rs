@@ -85,6 +85,10 @@ pub struct WorkflowView {
     pub last_error: Option<String>,
     /// Last exit code.
     pub exit_code: Option<i32>,
+    /// When the current attempt started running (leader stamp, ms since the Unix epoch).
+    pub started_at_ms: Option<u64>,
+    /// When the workflow reached a terminal status (leader stamp, ms since the Unix epoch).
+    pub finished_at_ms: Option<u64>,
 }
 
 /// The state in numbers, for `log replay` and metrics.
@@ -191,6 +195,8 @@ impl State {
                     .failure
                     .as_ref()
                     .and_then(|failure| failure.exit_code),
+                started_at_ms: runtime.started_at_ms,
+                finished_at_ms: runtime.finished_at_ms,
             })
             .collect();
         let extensions = record.extensions.as_deref();

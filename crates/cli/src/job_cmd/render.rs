@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use steward_node::api::types::{
     CancelJobResponse, CancelOutcome, JobEventsResponse, JobListResponse, JobView,
-    SubmitJobResponse,
+    SubmitJobResponse, WorkflowView,
 };
 
 use crate::output::timestamp;
@@ -47,8 +47,31 @@ pub fn job(job: &JobView) -> String {
                 .map_or_else(|| "-".to_owned(), |w| w.to_string()),
             workflow.command.join(" ")
         );
+        if let Some(timings) = workflow_timings(workflow) {
+            let _ = writeln!(out, "      {timings}");
+        }
     }
     out
+}
+
+/// `started … finished … (N.N s)` of a workflow's current attempt, or `None` before it started
+/// (a workflow cancelled before running has only a finish time).
+fn workflow_timings(workflow: &WorkflowView) -> Option<String> {
+    match (workflow.started_at_ms, workflow.finished_at_ms) {
+        (None, None) => None,
+        (Some(started), None) => Some(format!("started {}", timestamp(started))),
+        (None, Some(finished)) => Some(format!("finished {}", timestamp(finished))),
+        (Some(started), Some(finished)) => {
+            let took_ms = finished.saturating_sub(started);
+            Some(format!(
+                "started {}  finished {}  ({}.{:03} s)",
+                timestamp(started),
+                timestamp(finished),
+                took_ms / 1000,
+                took_ms % 1000
+            ))
+        }
+    }
 }
 
 /// The answer to a submit.
@@ -117,4 +140,35 @@ pub fn events(timeline: &JobEventsResponse) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workflow(started_at_ms: Option<u64>, finished_at_ms: Option<u64>) -> WorkflowView {
+        WorkflowView {
+            name: "build".into(),
+            command: vec!["true".into()],
+            cores: 1,
+            status: "completed".into(),
+            attempt: 1,
+            worker: Some(7),
+            last_error: None,
+            exit_code: None,
+            started_at_ms,
+            finished_at_ms,
+        }
+    }
+
+    #[test]
+    fn timings_show_start_finish_and_duration() {
+        assert_eq!(workflow_timings(&workflow(None, None)), None);
+        let running = workflow_timings(&workflow(Some(1_000), None)).unwrap();
+        assert!(running.starts_with("started "), "{running}");
+        assert!(!running.contains("finished"), "{running}");
+        let done = workflow_timings(&workflow(Some(1_000), Some(13_250))).unwrap();
+        assert!(done.contains("finished "), "{done}");
+        assert!(done.ends_with("(12.250 s)"), "{done}");
+    }
 }

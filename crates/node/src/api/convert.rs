@@ -104,6 +104,8 @@ pub fn job_view(state: &sm::State, id: u64) -> Option<JobView> {
             worker: runtime.worker.map(|worker| worker.0),
             last_error: runtime.last_error.clone(),
             exit_code: runtime.exit_code,
+            started_at_ms: runtime.started_at_ms,
+            finished_at_ms: runtime.finished_at_ms,
         })
         .collect();
     let reason = match (&view.timed_out, view.status) {

@@ -187,6 +187,12 @@ pub struct WorkflowView {
     /// Last exit code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// When the current attempt started running, ms since the Unix epoch (leader stamp).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at_ms: Option<u64>,
+    /// When the workflow reached a terminal status, ms since the Unix epoch (leader stamp).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<u64>,
 }
 
 /// `POST /v1/jobs` response (201 created, 200 duplicate).

@@ -57,6 +57,10 @@ impl State {
         let before = (state.status, state.worker);
         change(state);
         let after = (state.status, state.worker);
+        if after.0.is_terminal() && !before.0.is_terminal() {
+            // Stamped here, the one place every status change passes, so no path misses it.
+            state.finished_at_ms = Some(context.now_ms);
+        }
         if before != after {
             // Only status and worker feed the indexes: progress reports skip the index work.
             self.index

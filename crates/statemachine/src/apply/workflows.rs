@@ -47,6 +47,7 @@ pub(super) fn dispatch(
         runtime.worker = Some(worker_id);
         runtime.fence_token = Some(fence_token);
         runtime.started_at_ms = None;
+        runtime.finished_at_ms = None;
         runtime.progress = 0;
     };
     state.transition(context, target.job, target.workflow, assign, what);

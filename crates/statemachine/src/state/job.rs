@@ -102,6 +102,9 @@ pub struct WorkflowState {
     pub fence_token: Option<FenceToken>,
     /// When the current attempt started running.
     pub started_at_ms: Option<u64>,
+    /// When the workflow reached a terminal status (completed, failed, cancelled); cleared by
+    /// each dispatch, so it belongs to the current attempt.
+    pub finished_at_ms: Option<u64>,
     /// Progress counter of the current attempt.
     pub progress: u64,
     /// The last failure, boxed: most workflows never fail.

@@ -60,6 +60,33 @@ fn a_failed_workflow_fails_the_job_and_is_named() {
     let view = sim.state.job_view(job).unwrap();
     assert_eq!(view.failed_workflows, vec![WorkflowId(1)]);
     assert_eq!(view.workflows[1].exit_code, Some(3));
+    for workflow in &view.workflows {
+        let (Some(started), Some(finished)) = (workflow.started_at_ms, workflow.finished_at_ms)
+        else {
+            panic!("timings missing: {workflow:?}");
+        };
+        assert!(finished >= started, "{workflow:?}");
+    }
+}
+
+#[test]
+fn a_retried_attempt_clears_its_timings() {
+    let mut sim = leader_with_worker(4);
+    let job = sim.submit(spec("flaky", 1));
+    sim.run(job, 0, 1);
+    let failed = ReportKind::Failed {
+        error: "boom".into(),
+        exit_code: Some(1),
+    };
+    sim.report(job, 0, 1, failed);
+    let view = sim.state.job_view(job).unwrap();
+    assert_eq!(view.workflows[0].status, WorkflowStatus::Pending);
+    assert_eq!(view.workflows[0].started_at_ms, None);
+    assert_eq!(view.workflows[0].finished_at_ms, None);
+    sim.run(job, 0, 1);
+    let view = sim.state.job_view(job).unwrap();
+    assert!(view.workflows[0].started_at_ms.is_some());
+    assert_eq!(view.workflows[0].finished_at_ms, None);
 }
 
 #[test]
