@@ -102,6 +102,7 @@ fn job(sequence: u32) -> SubmitJobRequest {
         }],
         timeout_ms: None,
         retry_budget: None,
+        cancel_grace_ms: None,
     }
 }
 

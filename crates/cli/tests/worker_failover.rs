@@ -114,6 +114,7 @@ async fn workflows_survive_a_leader_sigkill_and_are_recorded_once() {
         workflows: vec![workflow("a"), workflow("b"), workflow("c")],
         timeout_ms: None,
         retry_budget: None,
+        cancel_grace_ms: None,
     };
     let job = client
         .submit(&request, Some("failover-job"))

@@ -126,6 +126,7 @@ fn one_workflow(command: &[&str]) -> SubmitJobRequest {
         }],
         timeout_ms: Some(600_000),
         retry_budget: None,
+        cancel_grace_ms: None,
     }
 }
 

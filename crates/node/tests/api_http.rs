@@ -495,6 +495,7 @@ async fn client_round_trip_fails_over_and_metrics_count_requests() {
         }],
         timeout_ms: Some(60_000),
         retry_budget: None,
+        cancel_grace_ms: None,
     };
     let submitted = client.submit(&request, Some("key")).await.unwrap();
     assert!(!submitted.duplicate);

@@ -269,6 +269,61 @@ async fn cancel_stops_the_process_group() {
     );
 }
 
+/// The pid written to `file` by a workflow, once it is complete.
+async fn read_pgid(file: &Path) -> i32 {
+    for _ in 0..200 {
+        if let Some(text) = std::fs::read_to_string(file)
+            .ok()
+            .filter(|t| t.ends_with('\n'))
+        {
+            return text.trim().parse::<i32>().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the workflow never started");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_traps_sigterm_is_killed_after_its_own_grace() {
+    let manager = start_manager().await;
+    let work = tempfile::tempdir().unwrap();
+    let _w = start_worker(&manager, 22, 1, work.path());
+    let node = &manager.node;
+    // The shell survives SIGTERM (its trap only notes it); only SIGKILL ends the group.
+    let script = "trap 'echo term > got_term' TERM; echo $$ > pgid; \
+                  while true; do sleep 0.05; done";
+    let mut spec = JobSpec::new("stubborn", vec![sh("s", script)]);
+    spec.cancel_grace_ms = Some(500);
+    let job = submit(node, spec).await;
+    let pgid = read_pgid(&work.path().join("pgid")).await;
+    let outcome = node
+        .execute(Command::CancelJob {
+            job,
+            fence_token: None,
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, Outcome::CancelAccepted { .. }),
+        "{outcome:?}"
+    );
+    let cancelled_at = std::time::Instant::now();
+    let view = wait_terminal(node, job, Duration::from_secs(10)).await;
+    assert_eq!(view.status, JobStatus::Cancelled);
+    // Far below the cluster default of 30 s: the job's own 500 ms grace reached the agent.
+    while killpg(Pid::from_raw(pgid), None).is_ok() {
+        assert!(
+            cancelled_at.elapsed() < Duration::from_secs(10),
+            "process group {pgid} survived its 500 ms grace"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        work.path().join("got_term").exists(),
+        "SIGTERM was not sent before SIGKILL"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_see_progress_and_extensions() {
     let manager = start_manager().await;

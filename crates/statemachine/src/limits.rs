@@ -27,6 +27,9 @@ pub const TIMEOUT_MS_MAX: u64 = 30 * 24 * 3_600_000;
 /// Time a cancelled job's workflows get to stop before the job is declared `Cancelled` anyway.
 /// Default: 30 000 ms. Minimum: 0.
 pub const CANCEL_GRACE_MS_DEFAULT: u64 = 30_000;
+/// Largest per-job cancel grace ([`crate::JobSpec::cancel_grace_ms`]): a cancelled job must not
+/// hold its cores for long. Default: 3 600 000 ms (1 h).
+pub const CANCEL_GRACE_MS_MAX: u64 = 3_600_000;
 /// How long a committed idempotency key is remembered. Default: 24 h. Minimum: 1 000 ms.
 pub const IDEMPOTENCY_TTL_MS_DEFAULT: u64 = 24 * 3_600_000;
 /// Smallest idempotency TTL. Default: 1 000 ms.

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{
-    ARGV_ENTRIES_MAX, CORES_MAX, JOB_TIMEOUT_MS_DEFAULT, KEY_BYTES_MAX, MAP_ENTRIES_MAX,
-    NAMESPACE_BYTES_MAX, NAME_BYTES_MAX, RETRY_BUDGET_DEFAULT, RETRY_BUDGET_MAX,
+    ARGV_ENTRIES_MAX, CANCEL_GRACE_MS_MAX, CORES_MAX, JOB_TIMEOUT_MS_DEFAULT, KEY_BYTES_MAX,
+    MAP_ENTRIES_MAX, NAMESPACE_BYTES_MAX, NAME_BYTES_MAX, RETRY_BUDGET_DEFAULT, RETRY_BUDGET_MAX,
     RETRY_BUDGET_PER_WORKFLOW_DEFAULT, STUCK_THRESHOLD_MS_DEFAULT, STUCK_THRESHOLD_MS_MIN,
     TIMEOUT_MS_MAX, VALUE_BYTES_MAX, WORKFLOWS_PER_JOB_MAX,
 };
@@ -43,6 +43,11 @@ pub struct JobSpec {
     /// Maximum: [`RETRY_BUDGET_MAX`].
     #[serde(default = "default_retry_budget_per_workflow")]
     pub retry_budget_per_workflow: u32,
+    /// SIGTERM → SIGKILL grace when the job is cancelled, and how long the leader waits for its
+    /// workflows to stop before declaring it `Cancelled` anyway. Default: `None`, the cluster's
+    /// `StateConfig::cancel_grace_ms` (30 s). Minimum: 1. Maximum: [`CANCEL_GRACE_MS_MAX`].
+    #[serde(default)]
+    pub cancel_grace_ms: Option<u64>,
 }
 
 /// One workflow: a command run as a child process on one worker.
@@ -91,7 +96,13 @@ impl JobSpec {
             stuck_threshold_ms: STUCK_THRESHOLD_MS_DEFAULT,
             retry_budget: RETRY_BUDGET_DEFAULT,
             retry_budget_per_workflow: RETRY_BUDGET_PER_WORKFLOW_DEFAULT,
+            cancel_grace_ms: None,
         }
+    }
+
+    /// The job's cancel grace: its own, else the cluster's `default_ms`.
+    pub fn cancel_grace_ms_or(&self, default_ms: u64) -> u64 {
+        self.cancel_grace_ms.unwrap_or(default_ms)
     }
 
     /// Checks every field; the first problem found is returned, naming the field. Field paths
@@ -123,6 +134,12 @@ impl JobSpec {
         if self.retry_budget_per_workflow > RETRY_BUDGET_MAX {
             let reason = format!("above {RETRY_BUDGET_MAX}");
             return Err(invalid("retry_budget_per_workflow", &reason));
+        }
+        if let Some(grace_ms) = self.cancel_grace_ms {
+            if grace_ms == 0 || grace_ms > CANCEL_GRACE_MS_MAX {
+                let reason = format!("must be 1 to {CANCEL_GRACE_MS_MAX} ms, got {grace_ms}");
+                return Err(invalid("cancel_grace_ms", &reason));
+            }
         }
         for (position, workflow) in self.workflows.iter().enumerate() {
             let field = |suffix: &str| format!("workflows[{position}].{suffix}");
@@ -312,6 +329,14 @@ mod tests {
             (
                 "retry_budget_per_workflow",
                 Box::new(|spec| spec.retry_budget_per_workflow = RETRY_BUDGET_MAX + 1),
+            ),
+            (
+                "cancel_grace_ms",
+                Box::new(|spec| spec.cancel_grace_ms = Some(0)),
+            ),
+            (
+                "cancel_grace_ms",
+                Box::new(|spec| spec.cancel_grace_ms = Some(CANCEL_GRACE_MS_MAX + 1)),
             ),
             (
                 "labels.",

@@ -148,6 +148,7 @@ async fn submit_loop(
             }],
             timeout_ms: None,
             retry_budget: None,
+            cancel_grace_ms: None,
         };
         let key = format!("bench-{nonce:016x}-{task}-{sequence}");
         let sent = Instant::now();

@@ -32,6 +32,10 @@ pub struct SubmitArgs {
     /// Whole-job timeout (`30s`, `10m`).
     #[arg(long, value_parser = parse_duration_arg)]
     timeout: Option<Duration>,
+    /// On cancel, how long the workflows get between SIGTERM and SIGKILL (`10s`; default: the
+    /// cluster's, 30 s; at most 1 h).
+    #[arg(long, value_parser = parse_duration_arg)]
+    cancel_grace: Option<Duration>,
     /// Cores for the workflow (default 1).
     #[arg(long, allow_negative_numbers = true)]
     cores: Option<i64>,
@@ -91,6 +95,7 @@ pub fn build_request(args: SubmitArgs) -> anyhow::Result<SubmitJobRequest> {
                 }],
                 timeout_ms: None,
                 retry_budget: None,
+                cancel_grace_ms: None,
             }
         }
     };
@@ -99,6 +104,9 @@ pub fn build_request(args: SubmitArgs) -> anyhow::Result<SubmitJobRequest> {
     }
     if let Some(timeout) = args.timeout {
         request.timeout_ms = Some(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX));
+    }
+    if let Some(grace) = args.cancel_grace {
+        request.cancel_grace_ms = Some(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
     }
     for label in &args.labels {
         let (key, value) = label

@@ -63,6 +63,9 @@ pub fn job_spec(request: SubmitJobRequest) -> sm::JobSpec {
     if let Some(retry_budget) = request.retry_budget {
         spec.retry_budget = retry_budget;
     }
+    spec.cancel_grace_ms = request
+        .cancel_grace_ms
+        .map(|grace_ms| grace_ms.max(1).unsigned_abs());
     spec
 }
 
@@ -246,6 +249,7 @@ mod tests {
             }],
             timeout_ms: None,
             retry_budget: None,
+            cancel_grace_ms: None,
         };
         let spec = job_spec(request);
         assert_eq!(spec.name, "echo hi");

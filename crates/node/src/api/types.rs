@@ -39,6 +39,10 @@ pub struct SubmitJobRequest {
     /// Retries allowed across the whole job. Default: the state machine's default (3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_budget: Option<u32>,
+    /// SIGTERM → SIGKILL grace when the job is cancelled, in milliseconds: 1 to
+    /// `CANCEL_GRACE_MS_MAX` (1 h). Default: the cluster's (30 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_grace_ms: Option<i64>,
 }
 
 /// One workflow inside a submitted job.

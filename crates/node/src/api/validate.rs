@@ -35,6 +35,15 @@ pub fn submit(request: &SubmitJobRequest) -> ApiResult<()> {
     if let Some(timeout_ms) = request.timeout_ms {
         timeout_ok("timeout_ms", timeout_ms)?;
     }
+    if let Some(grace_ms) = request.cancel_grace_ms {
+        let max = steward_statemachine::CANCEL_GRACE_MS_MAX;
+        if grace_ms <= 0 || grace_ms.unsigned_abs() > max {
+            return Err(ApiError::invalid_field(
+                "cancel_grace_ms",
+                format!("cancel grace must be 1 to {max} ms, got {grace_ms}"),
+            ));
+        }
+    }
     for key in request.labels.keys() {
         name_ok(&format!("labels.{key}"), key)?;
     }
@@ -142,6 +151,7 @@ mod tests {
             workflows,
             timeout_ms: None,
             retry_budget: None,
+            cancel_grace_ms: None,
         }
     }
 
@@ -186,5 +196,14 @@ mod tests {
             bad.workflows[0].timeout_ms = Some(timeout);
             assert_eq!(field_of(&bad).as_deref(), Some("workflows[0].timeout_ms"));
         }
+        let max = steward_statemachine::CANCEL_GRACE_MS_MAX as i64;
+        for grace in [0, -1, max + 1] {
+            let mut bad = job(vec![workflow("a", &["x"])]);
+            bad.cancel_grace_ms = Some(grace);
+            assert_eq!(field_of(&bad).as_deref(), Some("cancel_grace_ms"));
+        }
+        let mut good = job(vec![workflow("a", &["x"])]);
+        good.cancel_grace_ms = Some(max);
+        assert!(submit(&good).is_ok());
     }
 }

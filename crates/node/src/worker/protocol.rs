@@ -113,7 +113,7 @@ pub struct Assignment {
     pub env: BTreeMap<String, String>,
     /// Cores reserved.
     pub cores: u32,
-    /// SIGTERM → SIGKILL grace on cancel (the cluster's cancel grace period).
+    /// SIGTERM → SIGKILL grace on cancel: the job's `cancel_grace_ms`, else the cluster's.
     pub cancel_grace_ms: u64,
 }
 
@@ -302,7 +302,7 @@ pub fn assignments_for(
                 command: spec.command.clone(),
                 env: spec.env.clone(),
                 cores: spec.cores,
-                cancel_grace_ms: grace,
+                cancel_grace_ms: job.spec.cancel_grace_ms_or(grace),
             })
         })
         .collect()

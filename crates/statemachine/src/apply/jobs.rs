@@ -191,7 +191,9 @@ pub(super) fn force_cancel(
 ) -> Applied {
     check_fence(state, Some(fence_token))?;
     let job = live_job(state, job_id)?;
-    let grace_ms = state.globals.config.cancel_grace_ms;
+    let grace_ms = job
+        .spec
+        .cancel_grace_ms_or(state.globals.config.cancel_grace_ms);
     let due = job
         .cancel_requested_at_ms
         .is_some_and(|requested| context.now_ms >= requested.saturating_add(grace_ms));

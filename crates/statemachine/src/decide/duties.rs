@@ -138,7 +138,8 @@ pub(super) fn check_timeouts(state: &State, now_ms: u64) -> Vec<Event> {
             continue;
         };
         if let Some(requested_at_ms) = record.cancel_requested_at_ms {
-            if now_ms >= requested_at_ms.saturating_add(grace_ms) {
+            let job_grace_ms = record.spec.cancel_grace_ms_or(grace_ms);
+            if now_ms >= requested_at_ms.saturating_add(job_grace_ms) {
                 events.push(Event::JobCancelled { job, fence_token });
             }
             continue;
