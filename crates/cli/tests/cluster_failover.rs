@@ -99,6 +99,7 @@ fn job(sequence: u32) -> SubmitJobRequest {
             env: BTreeMap::new(),
             cores: None,
             timeout_ms: None,
+            working_dir: None,
         }],
         timeout_ms: None,
         retry_budget: None,

@@ -54,6 +54,7 @@ fn workflow(name: &str) -> WorkflowSpec {
         env: BTreeMap::new(),
         cores: None,
         timeout_ms: None,
+        working_dir: None,
     }
 }
 

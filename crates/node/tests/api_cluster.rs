@@ -123,6 +123,7 @@ fn one_workflow(command: &[&str]) -> SubmitJobRequest {
             env: BTreeMap::new(),
             cores: Some(1),
             timeout_ms: None,
+            working_dir: None,
         }],
         timeout_ms: Some(600_000),
         retry_budget: None,
@@ -314,6 +315,7 @@ async fn lifecycle_wait_metrics_and_readiness() {
         env: BTreeMap::new(),
         cores: None,
         timeout_ms: None,
+        working_dir: None,
     });
     // No retries: the failed attempt below is final.
     request.retry_budget = Some(0);

@@ -492,6 +492,7 @@ async fn client_round_trip_fails_over_and_metrics_count_requests() {
             env: BTreeMap::new(),
             cores: Some(2),
             timeout_ms: None,
+            working_dir: None,
         }],
         timeout_ms: Some(60_000),
         retry_budget: None,

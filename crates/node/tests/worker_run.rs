@@ -269,6 +269,41 @@ async fn cancel_stops_the_process_group() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_runs_in_its_own_working_dir() {
+    let manager = start_manager().await;
+    let work = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::create_dir(work.path().join("sub")).unwrap();
+    let _w = start_worker(&manager, 23, 2, work.path());
+    let node = &manager.node;
+    let mut relative = sh("relative", "pwd > here");
+    relative.working_dir = Some("sub".into());
+    let mut absolute = sh("absolute", "pwd > here");
+    absolute.working_dir = Some(elsewhere.path().display().to_string());
+    let job = submit(
+        node,
+        JobSpec::new(
+            "dirs",
+            vec![relative, absolute, sh("default", "pwd > here")],
+        ),
+    )
+    .await;
+    let view = wait_terminal(node, job, Duration::from_secs(20)).await;
+    assert_eq!(view.status, JobStatus::Completed, "{view:#?}");
+    let pwd = |dir: &Path| {
+        let text = std::fs::read_to_string(dir.join("here")).unwrap();
+        std::fs::canonicalize(text.trim()).unwrap()
+    };
+    let canonical = |dir: &Path| std::fs::canonicalize(dir).unwrap();
+    assert_eq!(
+        pwd(&work.path().join("sub")),
+        canonical(&work.path().join("sub"))
+    );
+    assert_eq!(pwd(elsewhere.path()), canonical(elsewhere.path()));
+    assert_eq!(pwd(work.path()), canonical(work.path()));
+}
+
 /// The pid written to `file` by a workflow, once it is complete.
 async fn read_pgid(file: &Path) -> i32 {
     for _ in 0..200 {

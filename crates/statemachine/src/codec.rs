@@ -391,8 +391,8 @@ mod tests {
         let hashes = (state_hash(&empty), state_hash(&state), body_hash(&spec).0);
         let pinned = (
             0x2039_4626_8d7c_9582,
-            0xa83e_34ae_cff9_f9ee,
-            0x074d_134a_62c0_a712,
+            0xbc8b_af98_226e_3c16,
+            0x0588_4fcd_61ff_4e86,
         );
         assert_eq!(hashes, pinned, "{hashes:#x?}");
         let restored = restore(&snapshot(&state).unwrap()).unwrap();

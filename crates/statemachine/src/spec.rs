@@ -67,6 +67,11 @@ pub struct WorkflowSpec {
     /// Timeout of one attempt from its start, if any. Minimum: 1. Maximum: [`TIMEOUT_MS_MAX`].
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Working directory of the command on the worker, instead of the worker's `--work-dir`; a
+    /// relative path is taken from the `--work-dir`. Default: `None`. 1 to [`VALUE_BYTES_MAX`]
+    /// bytes, no NUL.
+    #[serde(default)]
+    pub working_dir: Option<String>,
 }
 
 fn default_job_timeout_ms() -> u64 {
@@ -164,6 +169,7 @@ impl WorkflowSpec {
             env: BTreeMap::new(),
             cores: 1,
             timeout_ms: None,
+            working_dir: None,
         }
     }
 
@@ -194,6 +200,12 @@ impl WorkflowSpec {
         }
         if let Some(timeout_ms) = self.timeout_ms {
             check_timeout(timeout_ms).map_err(at("timeout_ms"))?;
+        }
+        if let Some(dir) = &self.working_dir {
+            if dir.is_empty() || dir.contains('\0') {
+                return Err(at("working_dir")("empty or contains NUL".to_owned()));
+            }
+            check_value(dir).map_err(at("working_dir"))?;
         }
         Ok(())
     }
@@ -333,6 +345,10 @@ mod tests {
             (
                 "cancel_grace_ms",
                 Box::new(|spec| spec.cancel_grace_ms = Some(0)),
+            ),
+            (
+                "workflows[0].working_dir",
+                Box::new(|spec| spec.workflows[0].working_dir = Some(String::new())),
             ),
             (
                 "cancel_grace_ms",

@@ -145,6 +145,7 @@ async fn submit_loop(
                 env: Default::default(),
                 cores: None,
                 timeout_ms: None,
+                working_dir: None,
             }],
             timeout_ms: None,
             retry_budget: None,

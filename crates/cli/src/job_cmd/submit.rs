@@ -92,6 +92,7 @@ pub fn build_request(args: SubmitArgs) -> anyhow::Result<SubmitJobRequest> {
                     env: BTreeMap::new(),
                     cores: args.cores,
                     timeout_ms: None,
+                    working_dir: None,
                 }],
                 timeout_ms: None,
                 retry_budget: None,

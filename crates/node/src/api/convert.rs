@@ -53,6 +53,7 @@ pub fn job_spec(request: SubmitJobRequest) -> sm::JobSpec {
                 .cores
                 .map_or(1, |cores| cores.clamp(1, i64::from(u32::MAX)) as u32),
             timeout_ms: workflow.timeout_ms.map(|ms| ms.max(1) as u64),
+            working_dir: workflow.working_dir,
         })
         .collect();
     let mut spec = sm::JobSpec::new(name, workflows);
@@ -246,6 +247,7 @@ mod tests {
                 env: Default::default(),
                 cores: Some(3),
                 timeout_ms: Some(500),
+                working_dir: None,
             }],
             timeout_ms: None,
             retry_budget: None,

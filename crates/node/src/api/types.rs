@@ -62,6 +62,10 @@ pub struct WorkflowSpec {
     /// Per-workflow timeout in milliseconds. Must be positive when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<i64>,
+    /// Working directory on the worker instead of its `--work-dir` (a relative path is taken
+    /// from the `--work-dir`). Non-empty, at most 4096 bytes, no NUL. Default: the `--work-dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
 }
 
 /// Job status as the API reports it. Terminal: completed, failed, cancelled, timed_out. A job

@@ -95,6 +95,15 @@ pub fn submit(request: &SubmitJobRequest) -> ApiResult<()> {
         if let Some(timeout_ms) = workflow.timeout_ms {
             timeout_ok(&at("timeout_ms"), timeout_ms)?;
         }
+        if let Some(dir) = &workflow.working_dir {
+            let max = steward_statemachine::VALUE_BYTES_MAX;
+            if dir.is_empty() || dir.contains('\0') || dir.len() > max {
+                return Err(ApiError::invalid_field(
+                    at("working_dir"),
+                    format!("working_dir must be 1 to {max} bytes without NUL"),
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -162,6 +171,7 @@ mod tests {
             env: Default::default(),
             cores: None,
             timeout_ms: None,
+            working_dir: None,
         }
     }
 
@@ -202,7 +212,13 @@ mod tests {
             bad.cancel_grace_ms = Some(grace);
             assert_eq!(field_of(&bad).as_deref(), Some("cancel_grace_ms"));
         }
+        for dir in ["", "a\0b"] {
+            let mut bad = job(vec![workflow("a", &["x"])]);
+            bad.workflows[0].working_dir = Some(dir.into());
+            assert_eq!(field_of(&bad).as_deref(), Some("workflows[0].working_dir"));
+        }
         let mut good = job(vec![workflow("a", &["x"])]);
+        good.workflows[0].working_dir = Some("sub/dir".into());
         good.cancel_grace_ms = Some(max);
         assert!(submit(&good).is_ok());
     }

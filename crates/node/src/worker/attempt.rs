@@ -69,7 +69,11 @@ async fn run(
     let spec = ProcessSpec {
         argv: assignment.command.clone(),
         env,
-        cwd: shared.config.work_dir.clone(),
+        // `join` keeps an absolute `working_dir` as it is and puts a relative one below.
+        cwd: assignment.working_dir.as_ref().map_or_else(
+            || shared.config.work_dir.clone(),
+            |dir| shared.config.work_dir.join(dir),
+        ),
     };
     let mut process = match RunningProcess::spawn(&spec) {
         Ok(process) => process,

@@ -115,6 +115,9 @@ pub struct Assignment {
     pub cores: u32,
     /// SIGTERM → SIGKILL grace on cancel: the job's `cancel_grace_ms`, else the cluster's.
     pub cancel_grace_ms: u64,
+    /// The workflow's working directory, if it names one (relative: below `--work-dir`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
 }
 
 /// Stop one attempt.
@@ -303,6 +306,7 @@ pub fn assignments_for(
                 env: spec.env.clone(),
                 cores: spec.cores,
                 cancel_grace_ms: job.spec.cancel_grace_ms_or(grace),
+                working_dir: spec.working_dir.clone(),
             })
         })
         .collect()
