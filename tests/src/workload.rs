@@ -108,10 +108,12 @@ fn request(name: &str) -> SubmitJobRequest {
             env: BTreeMap::new(),
             cores: Some(1),
             timeout_ms: None,
+            working_dir: None,
         }],
         timeout_ms: Some(3_600_000),
         // No retries, so a failed workflow fails the job (a simple, checkable model).
         retry_budget: Some(0),
+        cancel_grace_ms: None,
     }
 }
 
