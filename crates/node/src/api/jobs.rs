@@ -83,17 +83,21 @@ pub fn job_id(text: &str) -> ApiResult<u64> {
     })
 }
 
+/// The job id from the path and the `consistency` query parameter (`stale` or absent) of a
+/// read of one job.
+fn job_read(id: &str, query: Option<&str>) -> ApiResult<(u64, bool)> {
+    let id = job_id(id)?;
+    let stale = QueryParams::parse(query, &["consistency"])?.stale()?;
+    Ok((id, stale))
+}
+
 /// `GET /v1/jobs/{id}`.
 pub async fn get<B: Backend>(
     State(state): State<ApiState<B>>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let parsed = job_id(&id).and_then(|id| {
-        let stale = QueryParams::parse(query.as_deref(), &["consistency"])?.stale()?;
-        Ok((id, stale))
-    });
-    let (id, stale) = match parsed {
+    let (id, stale) = match job_read(&id, query.as_deref()) {
         Ok(parsed) => parsed,
         Err(err) => return err.into_response(),
     };
@@ -193,11 +197,7 @@ pub async fn events<B: Backend>(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let parsed = job_id(&id).and_then(|id| {
-        let stale = QueryParams::parse(query.as_deref(), &["consistency"])?.stale()?;
-        Ok((id, stale))
-    });
-    let (id, stale) = match parsed {
+    let (id, stale) = match job_read(&id, query.as_deref()) {
         Ok(parsed) => parsed,
         Err(err) => return err.into_response(),
     };
