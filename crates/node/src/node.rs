@@ -33,6 +33,7 @@ use crate::raft::status::{self, ClusterStatus, NodeMetrics, TransferReport};
 use crate::raft::transfer::{self, TransferGate};
 use crate::raft::{PeerNode, Raft};
 use crate::transport::client::PeerPool;
+use crate::transport::link_filter::{DroppedCounts, LinkFilter};
 use crate::transport::server::RaftServer;
 use crate::transport::TransportStats;
 
@@ -61,6 +62,7 @@ struct Inner {
     sm: Arc<Shared>,
     pool: Arc<PeerPool>,
     stats: Arc<TransportStats>,
+    links: Arc<LinkFilter>,
     clock: LeaderClock,
     gate: TransferGate,
     proposer: Proposer,
@@ -117,13 +119,15 @@ impl Node {
         let (mut log, sm) = open_storage(&config).await?;
         let fresh = is_fresh(&mut log).await?;
         let stats = Arc::new(TransportStats::default());
-        let pool = Arc::new(PeerPool::new(stats.clone()));
+        let links = Arc::new(LinkFilter::default());
+        let pool = Arc::new(PeerPool::with_filter(stats.clone(), links.clone()));
         let network = NetworkFactory::new(config.id, pool.clone());
         let shared = sm.shared();
         let raft = Raft::new(config.id, raft_config, network, log.clone(), sm)
             .await
             .map_err(|e| fatal_error("start openraft", e))?;
-        let server = match listen_and_bootstrap(&raft, &config, stats.clone(), fresh).await {
+        let listened = listen_and_bootstrap(&raft, &config, stats.clone(), links.clone(), fresh);
+        let server = match listened.await {
             Ok(server) => server,
             Err(e) => {
                 // Stop the core we just started; the start error is what the caller needs.
@@ -133,7 +137,7 @@ impl Node {
         };
         let raft_addr = server.local_addr();
         let (gossip, gossip_events) =
-            match gossip::wiring::start_for_manager(&config, raft_addr).await {
+            match gossip::wiring::start_for_manager(&config, raft_addr, links.clone()).await {
                 Ok(started) => started.unzip(),
                 Err(e) => {
                     // Only openraft and the listener run yet; the start error is what matters.
@@ -152,6 +156,7 @@ impl Node {
                 sm: shared,
                 pool,
                 stats,
+                links,
                 clock: LeaderClock::default(),
                 gate: TransferGate::default(),
                 proposer,
@@ -319,6 +324,15 @@ impl Node {
         )
     }
 
+    /// The hash of the applied state (`steward_statemachine::state_hash`) and the last index
+    /// applied to it, read together. Costs one pass over the whole state.
+    pub fn state_hash(&self) -> (u64, u64) {
+        self.inner.sm.read(|state| {
+            let applied = state.globals().last_applied.0;
+            (applied, steward_statemachine::state_hash(state))
+        })
+    }
+
     /// Leader only: adds `peer` as a learner, waits until it caught up, promotes it to voter.
     /// Refuses an id that was removed before.
     pub async fn add_member(&self, peer: PeerConfig) -> Result<()> {
@@ -390,6 +404,32 @@ impl Node {
         Ok(())
     }
 
+    /// Test only (`test_mode`): partitions this node from the members in `blocked` (empty
+    /// heals). Raft requests to and from them are dropped in the transport, and gossip
+    /// datagrams to and from their Raft addresses (the default gossip address). The HTTP API
+    /// is not affected. Returns what the filter dropped so far.
+    pub fn set_partition(&self, blocked: BTreeSet<u64>) -> Result<DroppedCounts> {
+        if !self.inner.config.test_mode {
+            return Err(Error::Config {
+                field: "test_mode",
+                message: "partitions are test-only".into(),
+            });
+        }
+        let gossip_addrs = self
+            .cluster_status()
+            .members
+            .iter()
+            .filter(|member| blocked.contains(&member.id))
+            .map(|member| member.raft_addr)
+            .collect();
+        tracing::warn!(
+            ?blocked,
+            "test partition: links to these peers are now blocked"
+        );
+        self.inner.links.set_blocked(blocked, gossip_addrs);
+        Ok(self.inner.links.dropped())
+    }
+
     /// Stops the duties, openraft and the listener. Idempotent. The data directory can be
     /// reopened by a new `Node` once every clone of this one is dropped.
     pub async fn shutdown(&self) -> Result<()> {
@@ -432,10 +472,11 @@ async fn listen_and_bootstrap(
     raft: &Raft,
     config: &NodeConfig,
     stats: Arc<TransportStats>,
+    links: Arc<LinkFilter>,
     fresh: bool,
 ) -> Result<RaftServer> {
     let handler = Arc::new(RaftHandler::new(raft.clone()));
-    let server = RaftServer::bind(config.raft_addr, handler, stats).await?;
+    let server = RaftServer::bind_with_filter(config.raft_addr, handler, stats, links).await?;
     if fresh && !config.initial_members.is_empty() {
         if let Err(e) = bootstrap(raft, &config.initial_members).await {
             server.shutdown().await;

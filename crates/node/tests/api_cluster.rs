@@ -469,3 +469,81 @@ async fn membership_and_leadership_through_the_api() {
     assert!(matches!(err.status(), Some(400..=499)), "{err}");
     cluster.stop().await;
 }
+
+/// Waits until the nodes at `among` agree on a leader other than `not`; returns its id.
+async fn new_leader(cluster: &Cluster, among: &[usize], not: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let leaders: Vec<Option<u64>> = among
+            .iter()
+            .map(|i| cluster.nodes[*i].cluster_status().leader_id)
+            .collect();
+        if let Some(Some(id)) = leaders.first() {
+            if *id != not && leaders.iter().all(|l| *l == Some(*id)) {
+                return *id;
+            }
+        }
+        assert!(Instant::now() < deadline, "no new leader: {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_route_isolates_the_leader_until_healed_and_hashes_converge() {
+    let cluster = start_cluster(3).await;
+    let old = cluster.leader().await;
+    let old_id = cluster.nodes[old].id();
+    let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    let other_ids: Vec<u64> = others.iter().map(|i| cluster.nodes[*i].id()).collect();
+    let isolated = cluster.client(old).set_partition_for_test(&other_ids).await;
+    assert_eq!(isolated.unwrap().blocked_peers, other_ids);
+    for i in &others {
+        cluster
+            .client(*i)
+            .set_partition_for_test(&[old_id])
+            .await
+            .unwrap();
+    }
+    new_leader(&cluster, &others, old_id).await;
+    let submitted = cluster
+        .client(others[0])
+        .submit(&one_workflow(&["true"]), Some("behind-the-cut"))
+        .await
+        .unwrap();
+    // The isolated node cannot confirm leadership: no linearizable read, no write.
+    let cut_off = cluster
+        .client(old)
+        .with_request_timeout(Duration::from_millis(500))
+        .with_retry_window(Duration::from_secs(1));
+    assert!(cut_off.job(submitted.job.id, false).await.is_err());
+    let healed = cluster.client(old).set_partition_for_test(&[]).await;
+    let healed = healed.unwrap();
+    assert!(healed.blocked_peers.is_empty());
+    assert!(healed.dropped_outgoing > 0, "{healed:?}");
+    for i in &others {
+        cluster
+            .client(*i)
+            .set_partition_for_test(&[])
+            .await
+            .unwrap();
+    }
+    // Healed: every node applies the same entries and hashes to the same state.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut hashes = Vec::new();
+        for url in &cluster.urls {
+            let status = cluster.client(0).cluster_status_with_hash_at(url).await;
+            hashes.push(status.unwrap().state_hash.unwrap());
+        }
+        if hashes.windows(2).all(|w| w[0] == w[1]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no convergence: {hashes:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let view = cluster.client(old).job(submitted.job.id, true).await;
+    assert_eq!(view.unwrap().name, submitted.job.name);
+    let clock = cluster.client(old).set_clock_offset_for_test(-5_000).await;
+    assert_eq!(clock.unwrap().offset_ms, -5_000);
+    cluster.stop().await;
+}

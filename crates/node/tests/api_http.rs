@@ -164,6 +164,7 @@ impl Backend for Fake {
             commit_index: Some(3),
             applied_index: Some(3),
             members: vec![],
+            state_hash: None,
         }
     }
 
@@ -312,6 +313,9 @@ async fn bad_input_is_refused_with_status_code_and_field() {
             400, "invalid_field", Some("raft_addr")),
         ("DELETE", "/v1/cluster/members/x", none, None, 400, "invalid_field", Some("id")),
         ("POST", "/v1/test-only/jobs/1/workflows/a/complete", none, None, 404, "test_only_disabled", None),
+        ("POST", "/v1/test-only/partition", none, raw("{\"blocked_peers\":[2]}"), 404, "test_only_disabled", None),
+        ("POST", "/v1/test-only/clock", none, raw("{\"offset_ms\":5}"), 404, "test_only_disabled", None),
+        ("GET", "/v1/cluster/status?state_hash=maybe", none, None, 400, "invalid_field", Some("state_hash")),
         ("GET", "/v1/nothing-here", none, None, 404, "route_not_found", None),
         ("DELETE", "/v1/jobs", none, None, 405, "method_not_allowed", None),
     ];

@@ -12,8 +12,8 @@ use std::time::Duration;
 use super::error::ApiError;
 use super::types::{
     AddMemberRequest, CancelJobRequest, CancelJobResponse, ClusterStatusView, JobEventsResponse,
-    JobListResponse, JobStatus, JobView, SubmitJobRequest, SubmitJobResponse,
-    TransferLeaderResponse, WaitJobResponse,
+    JobListResponse, JobStatus, JobView, StateHashView, SubmitJobRequest, SubmitJobResponse,
+    TestClockRequest, TestPartitionResponse, TransferLeaderResponse, WaitJobResponse,
 };
 
 /// Why a backend call did not produce an answer.
@@ -143,6 +143,24 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Appends this node's metrics (Raft, WAL, jobs) in Prometheus text format.
     fn render_metrics(&self, out: &mut super::metrics::PromText);
 
+    /// The applied state's hash with the index it was taken at, for
+    /// `GET /v1/cluster/status?state_hash=true`. Default: `None` (no state to hash).
+    fn state_hash(&self) -> Option<StateHashView> {
+        None
+    }
+
+    /// Test-only: partitions this node from `blocked` members (empty heals); local, never
+    /// forwarded. Default: refused as a backend without a transport.
+    fn set_partition(&self, _blocked: Vec<u64>) -> BackendResult<TestPartitionResponse> {
+        Err(no_fault_injection())
+    }
+
+    /// Test-only: shifts this node's leader clock by `offset_ms`; local, never forwarded.
+    /// Default: refused as a backend without a clock.
+    fn set_clock_offset(&self, _offset_ms: i64) -> BackendResult<TestClockRequest> {
+        Err(no_fault_injection())
+    }
+
     /// Test-only: marks one workflow of a job finished (`success` or failed); leader only.
     fn complete_workflow_for_test(
         &self,
@@ -150,4 +168,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
         workflow: String,
         success: bool,
     ) -> impl Future<Output = BackendResult<JobView>> + Send;
+}
+
+fn no_fault_injection() -> BackendError {
+    BackendError::Api(ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        super::error::ErrorCode::TestOnlyDisabled,
+        "this backend has no fault injection",
+    ))
 }

@@ -1,25 +1,45 @@
-//! The `/v1/cluster` routes (status, leadership transfer, membership) and the test-only
-//! workflow completion route.
+//! The `/v1/cluster` routes: status, gossip views, leadership transfer, membership.
 //!
 //! Handlers deliberately do not check leadership: the backend answers "not leader" and the
 //! `forward` layer sends the request to the leader.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::backend::Backend;
 use super::error::{ApiError, ApiResult, ErrorCode};
-use super::extract;
-use super::jobs::job_id;
-use super::types::{AddMemberRequest, TestCompleteWorkflowRequest, TransferLeaderRequest};
+use super::extract::{self, QueryParams};
+use super::types::{AddMemberRequest, TransferLeaderRequest};
 use super::{respond, ApiState};
 
-/// `GET /v1/cluster/status`: this node's view, never forwarded.
-pub async fn status<B: Backend>(State(state): State<ApiState<B>>) -> Response {
-    Json(state.backend.cluster_status()).into_response()
+/// `GET /v1/cluster/status[?state_hash=true]`: this node's view, never forwarded; with
+/// `state_hash=true` also the applied state's hash and the index it was taken at.
+pub async fn status<B: Backend>(
+    State(state): State<ApiState<B>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let with_hash = QueryParams::parse(query.as_deref(), &["state_hash"]).and_then(|params| {
+        match params.one("state_hash")? {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(ApiError::invalid_field(
+                "state_hash",
+                format!("state_hash must be `true` or `false`, got `{other}`"),
+            )),
+        }
+    });
+    let with_hash = match with_hash {
+        Ok(with_hash) => with_hash,
+        Err(err) => return err.into_response(),
+    };
+    let mut view = state.backend.cluster_status();
+    if with_hash {
+        view.state_hash = state.backend.state_hash();
+    }
+    Json(view).into_response()
 }
 
 /// `GET /v1/cluster/members`: this node's gossip view (never forwarded: RTTs are from it).
@@ -92,44 +112,10 @@ pub async fn remove_member<B: Backend>(
     respond::json(StatusCode::OK, state.backend.remove_member(node_id).await)
 }
 
-/// `POST /v1/test-only/jobs/{id}/workflows/{name}/complete`: marks a workflow finished, so the
-/// job lifecycle can be exercised before workers exist. `404 test_only_disabled` unless the
-/// node runs with `test_mode`.
-pub async fn complete_workflow_for_test<B: Backend>(
-    State(state): State<ApiState<B>>,
-    Path((id, workflow)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if !state.backend.test_mode() {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::TestOnlyDisabled,
-            "test-only routes are disabled (start the node with test_mode = true)",
-        )
-        .into_response();
-    }
-    let parsed = job_id(&id).and_then(|id| {
-        extract::require_json_content_type(&headers)?;
-        let request = if body.iter().all(u8::is_ascii_whitespace) {
-            TestCompleteWorkflowRequest { success: true }
-        } else {
-            extract::parse_json::<TestCompleteWorkflowRequest>(&body)?
-        };
-        Ok((id, request))
-    });
-    let (id, request) = match parsed {
-        Ok(parsed) => parsed,
-        Err(err) => return err.into_response(),
-    };
-    let result = state
-        .backend
-        .complete_workflow_for_test(id, workflow, request.success)
-        .await;
-    respond::json(StatusCode::OK, result)
-}
-
-fn json_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> ApiResult<T> {
+pub(super) fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<T> {
     extract::require_json_content_type(headers)?;
     extract::parse_json(body)
 }

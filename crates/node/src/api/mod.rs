@@ -3,7 +3,7 @@
 //! Layout: `types` (wire types, shared with the client), `error` (the one error shape),
 //! `extract` and `validate` (parsing bad input into named-field errors), `backend` (what the
 //! routes need from a manager, implemented by `Node` in `node_backend`), `jobs`, `cluster`,
-//! `ops` (routes), `forward` (body limit, follower → leader forwarding, metrics), `metrics`
+//! `test_only`, `ops` (routes), `forward` (body limit, follower → leader forwarding, metrics), `metrics`
 //! (Prometheus text).
 //!
 //! It deliberately does not talk to Raft directly: everything goes through [`Backend`].
@@ -19,6 +19,7 @@ mod metrics;
 mod node_backend;
 mod ops;
 mod respond;
+mod test_only;
 pub mod types;
 mod validate;
 mod workers;
@@ -135,8 +136,10 @@ pub fn router<B: Backend>(backend: B, options: ApiOptions) -> Router {
         )
         .route(
             "/v1/test-only/jobs/{id}/workflows/{name}/complete",
-            post(cluster::complete_workflow_for_test::<B>),
+            post(test_only::complete_workflow_for_test::<B>),
         )
+        .route("/v1/test-only/partition", post(test_only::partition::<B>))
+        .route("/v1/test-only/clock", post(test_only::clock::<B>))
         .route("/metrics", get(ops::metrics::<B>))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz::<B>))

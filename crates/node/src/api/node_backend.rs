@@ -15,8 +15,9 @@ use super::error::{ApiError, ErrorCode};
 use super::metrics::PromText;
 use super::types::{
     AddMemberRequest, CancelJobRequest, CancelJobResponse, CancelOutcome, ClusterStatusView,
-    JobEventsResponse, JobListResponse, JobStatus, JobView, MemberView, SubmitJobRequest,
-    SubmitJobResponse, TransferLeaderResponse, WaitJobResponse,
+    JobEventsResponse, JobListResponse, JobStatus, JobView, MemberView, StateHashView,
+    SubmitJobRequest, SubmitJobResponse, TestClockRequest, TestPartitionResponse,
+    TransferLeaderResponse, WaitJobResponse,
 };
 use crate::{Consistency, Error, Node, PeerConfig};
 
@@ -247,7 +248,32 @@ impl Backend for Node {
                     matched_index: member.matched_index,
                 })
                 .collect(),
+            state_hash: None,
         }
+    }
+
+    fn state_hash(&self) -> Option<StateHashView> {
+        let (applied_index, hash) = Node::state_hash(self);
+        Some(StateHashView {
+            applied_index,
+            hash,
+        })
+    }
+
+    fn set_partition(&self, blocked: Vec<u64>) -> BackendResult<TestPartitionResponse> {
+        let blocked: std::collections::BTreeSet<u64> = blocked.into_iter().collect();
+        let dropped = Node::set_partition(self, blocked.clone()).map_err(node_error)?;
+        Ok(TestPartitionResponse {
+            blocked_peers: blocked.into_iter().collect(),
+            dropped_outgoing: dropped.outgoing,
+            dropped_incoming: dropped.incoming,
+            dropped_gossip: dropped.gossip,
+        })
+    }
+
+    fn set_clock_offset(&self, offset_ms: i64) -> BackendResult<TestClockRequest> {
+        Node::set_clock_offset_ms(self, offset_ms).map_err(node_error)?;
+        Ok(TestClockRequest { offset_ms })
     }
 
     async fn transfer_leader(&self, to: u64) -> BackendResult<TransferLeaderResponse> {

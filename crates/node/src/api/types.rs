@@ -320,6 +320,21 @@ pub struct ClusterStatusView {
     pub applied_index: Option<u64>,
     /// Members of the group, voters and learners.
     pub members: Vec<MemberView>,
+    /// The applied state's hash, only with `?state_hash=true` (it costs a pass over the
+    /// whole state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_hash: Option<StateHashView>,
+}
+
+/// The hash of this node's applied state and the index it was taken at, read together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateHashView {
+    /// The last log index applied to the hashed state (may be ahead of `applied_index` in
+    /// the same answer, which is read from Raft's metrics a moment earlier).
+    pub applied_index: u64,
+    /// `steward_statemachine::state_hash` of the state; `steward log replay --json` prints
+    /// the same number (`summary.state_hash`) for the same prefix of the log.
+    pub hash: u64,
 }
 
 /// `POST /v1/cluster/transfer-leader` body.
@@ -364,6 +379,36 @@ pub struct TestCompleteWorkflowRequest {
 
 fn default_true() -> bool {
     true
+}
+
+/// Body of `POST /v1/test-only/partition`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestPartitionRequest {
+    /// Members this node can no longer exchange Raft or gossip traffic with; empty heals.
+    pub blocked_peers: Vec<u64>,
+}
+
+/// Answer of `POST /v1/test-only/partition`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestPartitionResponse {
+    /// The blocked members now in force.
+    pub blocked_peers: Vec<u64>,
+    /// Raft requests not sent to blocked members so far.
+    pub dropped_outgoing: u64,
+    /// Raft requests from blocked members left unanswered so far.
+    pub dropped_incoming: u64,
+    /// Gossip datagrams dropped so far.
+    pub dropped_gossip: u64,
+}
+
+/// Body (and answer) of `POST /v1/test-only/clock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestClockRequest {
+    /// Offset added to this node's leader clock, in ms (negative moves it back). Stamps stay
+    /// monotonic: a jump back only slows them until the wall clock catches up.
+    pub offset_ms: i64,
 }
 
 /// `GET /readyz` response.

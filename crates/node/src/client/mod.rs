@@ -20,9 +20,10 @@ use serde::Serialize;
 
 use crate::api::types::{
     AddMemberRequest, CancelJobRequest, CancelJobResponse, ClusterStatusView, JobEventsResponse,
-    JobListResponse, JobStatus, JobView, SubmitJobRequest, SubmitJobResponse,
-    TestCompleteWorkflowRequest, TransferLeaderRequest, TransferLeaderResponse, WaitJobResponse,
-    IDEMPOTENCY_KEY_HEADER, NAMESPACE_HEADER,
+    JobListResponse, JobStatus, JobView, SubmitJobRequest, SubmitJobResponse, TestClockRequest,
+    TestCompleteWorkflowRequest, TestPartitionRequest, TestPartitionResponse,
+    TransferLeaderRequest, TransferLeaderResponse, WaitJobResponse, IDEMPOTENCY_KEY_HEADER,
+    NAMESPACE_HEADER,
 };
 use crate::api::ErrorBody;
 pub use error::{ClientError, ClientResult};
@@ -227,7 +228,18 @@ impl Client {
 
     /// `GET /v1/cluster/status` from one specific node, without retries.
     pub async fn cluster_status_at(&self, base: &Url) -> ClientResult<ClusterStatusView> {
-        let url = join(base, "/v1/cluster/status")?;
+        self.status_at(base, "/v1/cluster/status").await
+    }
+
+    /// `GET /v1/cluster/status?state_hash=true` from one specific node, without retries: the
+    /// status plus the applied state's hash (`state_hash` is set).
+    pub async fn cluster_status_with_hash_at(&self, base: &Url) -> ClientResult<ClusterStatusView> {
+        self.status_at(base, "/v1/cluster/status?state_hash=true")
+            .await
+    }
+
+    async fn status_at(&self, base: &Url, path: &str) -> ClientResult<ClusterStatusView> {
+        let url = join(base, path)?;
         let response = self
             .http
             .get(url.clone())
@@ -297,6 +309,30 @@ impl Client {
     ) -> ClientResult<JobView> {
         let path = format!("/v1/test-only/jobs/{job_id}/workflows/{workflow}/complete");
         let body = json_bytes(&TestCompleteWorkflowRequest { success });
+        self.run(self.call(Method::POST, path, Some(body))).await
+    }
+
+    /// Test-only route: partitions the answering node from `blocked` members (empty heals).
+    /// Not forwarded: use a client for one node.
+    pub async fn set_partition_for_test(
+        &self,
+        blocked: &[u64],
+    ) -> ClientResult<TestPartitionResponse> {
+        let body = json_bytes(&TestPartitionRequest {
+            blocked_peers: blocked.to_vec(),
+        });
+        let path = "/v1/test-only/partition".to_owned();
+        self.run(self.call(Method::POST, path, Some(body))).await
+    }
+
+    /// Test-only route: shifts the answering node's leader clock by `offset_ms`. Not
+    /// forwarded: use a client for one node.
+    pub async fn set_clock_offset_for_test(
+        &self,
+        offset_ms: i64,
+    ) -> ClientResult<TestClockRequest> {
+        let body = json_bytes(&TestClockRequest { offset_ms });
+        let path = "/v1/test-only/clock".to_owned();
         self.run(self.call(Method::POST, path, Some(body))).await
     }
 

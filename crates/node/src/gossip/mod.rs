@@ -28,6 +28,7 @@ pub use task::SNAPSHOT_REFRESH_MS;
 pub use views::{Coordinate, CoordinateEntry, CoordinatesResponse, MemberEntry, MembersResponse};
 
 use crate::error::{Error, Result};
+use crate::transport::link_filter::LinkFilter;
 use task::{StopMode, Task};
 
 /// Member events buffered for the reader before new ones are dropped (and counted).
@@ -68,6 +69,15 @@ impl Gossip {
     /// Binds the UDP socket, joins through `options.seeds` and spawns the task. Returns the
     /// handle and the member-event stream.
     pub async fn start(options: GossipOptions) -> Result<(Gossip, mpsc::Receiver<MemberEvent>)> {
+        Self::start_with_filter(options, Arc::default()).await
+    }
+
+    /// Like [`Gossip::start`], but datagrams to and from addresses `filter` blocks are dropped
+    /// (a manager in test mode, partitioned by the harness).
+    pub async fn start_with_filter(
+        options: GossipOptions,
+        filter: Arc<LinkFilter>,
+    ) -> Result<(Gossip, mpsc::Receiver<MemberEvent>)> {
         let socket = UdpSocket::bind(options.bind)
             .await
             .map_err(|e| Error::transport(format!("bind gossip UDP {}", options.bind), e))?;
@@ -106,6 +116,7 @@ impl Gossip {
             view: view_tx,
             events: events_tx,
             stop: stop_rx,
+            filter,
         };
         let handle = tokio::spawn(task.run());
         tracing::info!(id = options.id, %addr, role = role_name(options.role), "gossip started");

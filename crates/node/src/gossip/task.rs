@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::snapshot::{role_name, state_name, GossipMetrics, Snapshot};
+use crate::transport::link_filter::LinkFilter;
 
 /// Receive buffer: the largest UDP payload, so an oversized datagram reaches the state machine
 /// whole and is counted as malformed there instead of being silently truncated.
@@ -50,6 +51,8 @@ pub(crate) struct Task {
     pub view: watch::Sender<Arc<Snapshot>>,
     pub events: mpsc::Sender<MemberEvent>,
     pub stop: watch::Receiver<StopMode>,
+    /// Test-mode partition switch: datagrams to or from blocked addresses are dropped.
+    pub filter: Arc<LinkFilter>,
 }
 
 struct Loop {
@@ -101,6 +104,7 @@ impl Loop {
                     }
                 }
                 received = self.task.socket.recv_from(&mut buf) => match received {
+                    Ok((_, from)) if self.task.filter.drops_gossip(from) => {}
                     Ok((len, from)) => {
                         let now = now_ms(self.task.base);
                         let bytes = buf.get(..len).unwrap_or_default();
@@ -146,6 +150,7 @@ impl Loop {
         let mut changed = false;
         for effect in effects {
             match effect {
+                Effect::Send { to, .. } if self.task.filter.drops_gossip(to) => {}
                 Effect::Send { to, bytes } => {
                     if let Err(e) = self.task.socket.send_to(&bytes, to).await {
                         self.counters.send_errors += 1;

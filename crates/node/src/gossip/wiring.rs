@@ -8,6 +8,7 @@
 //! only logged and counted: Raft owns manager leadership. Not here: registering workers.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use steward_membership::{MemberEvent, Role};
 use steward_statemachine::{Command, WorkerId};
@@ -17,6 +18,7 @@ use super::{Gossip, GossipOptions};
 use crate::config::NodeConfig;
 use crate::error::{Error, Result};
 use crate::node::Node;
+use crate::transport::link_filter::LinkFilter;
 
 /// The gossip bind address: `gossip.addr`, else the bound Raft address (same IP and port
 /// number, over UDP).
@@ -42,6 +44,7 @@ pub(crate) fn seeds(config: &NodeConfig) -> Vec<SocketAddr> {
 pub(crate) async fn start_for_manager(
     config: &NodeConfig,
     raft_addr: SocketAddr,
+    filter: Arc<LinkFilter>,
 ) -> Result<Option<(Gossip, mpsc::Receiver<MemberEvent>)>> {
     if !config.gossip.enabled {
         return Ok(None);
@@ -53,7 +56,7 @@ pub(crate) async fn start_for_manager(
         seeds: seeds(config),
         config: config.gossip.clone(),
     };
-    Gossip::start(options).await.map(Some)
+    Gossip::start_with_filter(options, filter).await.map(Some)
 }
 
 /// Spawns the task that turns member events into actions until `stopped` turns true or the

@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::transport::frame::{self, FrameKind};
+use crate::transport::link_filter::LinkFilter;
 use crate::transport::message::{RaftReply, RaftRpc};
 use crate::transport::{read_frame, TransportStats};
 
@@ -81,6 +82,8 @@ pub struct PeerClient {
     slot: tokio::sync::Mutex<Slot>,
     next_request_id: AtomicU64,
     stats: Arc<TransportStats>,
+    /// The peer's id and the node's partition switch (test mode), when created by a pool.
+    link: Option<(u64, Arc<LinkFilter>)>,
 }
 
 /// Exponential backoff with "equal jitter": half the delay fixed, half random, so peers that
@@ -112,6 +115,7 @@ impl PeerClient {
             slot: tokio::sync::Mutex::new(Slot::Idle),
             next_request_id: AtomicU64::new(1),
             stats,
+            link: None,
         }
     }
 
@@ -122,6 +126,14 @@ impl PeerClient {
 
     /// Sends `rpc` and waits up to `timeout` for its reply.
     pub async fn call(&self, rpc: &RaftRpc, timeout: Duration) -> Result<RaftReply, CallError> {
+        if let Some((peer, filter)) = &self.link {
+            if filter.drops_outgoing(*peer) {
+                return Err(CallError::Unreachable {
+                    addr: self.addr,
+                    reason: format!("link to node {peer} blocked by a test partition"),
+                });
+            }
+        }
         let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let body = frame::encode_body(rpc).map_err(|e| CallError::Refused(e.to_string()))?;
         let bytes = frame::encode_frame(FrameKind::Request, id, &body)
@@ -314,14 +326,21 @@ async fn read_loop(
 pub struct PeerPool {
     peers: Mutex<HashMap<u64, Arc<PeerClient>>>,
     stats: Arc<TransportStats>,
+    filter: Arc<LinkFilter>,
 }
 
 impl PeerPool {
     /// An empty pool counting into `stats`.
     pub fn new(stats: Arc<TransportStats>) -> Self {
+        Self::with_filter(stats, Arc::default())
+    }
+
+    /// An empty pool whose calls to peers `filter` blocks fail as unreachable (test mode).
+    pub fn with_filter(stats: Arc<TransportStats>, filter: Arc<LinkFilter>) -> Self {
         PeerPool {
             peers: Mutex::new(HashMap::new()),
             stats,
+            filter,
         }
     }
 
@@ -335,7 +354,9 @@ impl PeerPool {
         match peers.get(&id) {
             Some(client) if client.addr() == addr => client.clone(),
             _ => {
-                let client = Arc::new(PeerClient::new(addr, self.stats.clone()));
+                let mut client = PeerClient::new(addr, self.stats.clone());
+                client.link = Some((id, self.filter.clone()));
+                let client = Arc::new(client);
                 peers.insert(id, client.clone());
                 client
             }

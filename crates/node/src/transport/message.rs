@@ -31,6 +31,20 @@ pub enum RaftRpc {
     },
 }
 
+impl RaftRpc {
+    /// The node that sent it: the leader (or candidate) named in the request's vote, or the
+    /// transfer's `from`; `None` for a vote naming nobody (never sent by openraft). Used by
+    /// the test-only [`super::link_filter::LinkFilter`].
+    pub fn sender(&self) -> Option<NodeId> {
+        match self {
+            RaftRpc::AppendEntries(req) => req.vote.leader_id().voted_for(),
+            RaftRpc::Vote(req) => req.vote.leader_id().voted_for(),
+            RaftRpc::InstallSnapshot(req) => req.vote.leader_id().voted_for(),
+            RaftRpc::TimeoutNow { from } => Some(*from),
+        }
+    }
+}
+
 /// The answer to a [`RaftRpc`].
 #[derive(Debug, Serialize, Deserialize)]
 pub enum RaftReply {
@@ -122,6 +136,20 @@ mod tests {
             done: true,
         }));
         round_trip(&RaftRpc::TimeoutNow { from: 1 });
+    }
+
+    #[test]
+    fn sender_is_the_node_named_in_the_vote() {
+        let vote = RaftRpc::Vote(VoteRequest::new(Vote::new(4, 2), None));
+        assert_eq!(vote.sender(), Some(2));
+        let append = RaftRpc::AppendEntries(AppendEntriesRequest {
+            vote: Vote::new_committed(4, 3),
+            prev_log_id: None,
+            entries: Vec::new(),
+            leader_commit: None,
+        });
+        assert_eq!(append.sender(), Some(3));
+        assert_eq!(RaftRpc::TimeoutNow { from: 5 }.sender(), Some(5));
     }
 
     #[test]

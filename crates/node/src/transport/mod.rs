@@ -3,13 +3,15 @@
 //! jitter. ADR 0008.
 //!
 //! Layout: [`frame`] encodes and checks frames, [`message`] defines what they carry,
-//! [`client`] is the pooled outgoing side, [`server`] the listener. This module knows nothing of
+//! [`client`] is the pooled outgoing side, [`server`] the listener, [`link_filter`] the
+//! test-only partition switch both sides consult. This module knows nothing of
 //! openraft's retry policy or membership; `raft::network` adapts it to openraft.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub mod client;
 pub mod frame;
+pub mod link_filter;
 pub mod message;
 pub mod server;
 

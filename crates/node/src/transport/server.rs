@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
 use crate::transport::frame::{self, FrameError, FrameKind};
+use crate::transport::link_filter::LinkFilter;
 use crate::transport::message::{RaftReply, RaftRpc, RpcHandler};
 use crate::transport::{read_frame, TransportStats};
 
@@ -35,6 +36,17 @@ impl RaftServer {
         handler: Arc<dyn RpcHandler>,
         stats: Arc<TransportStats>,
     ) -> Result<RaftServer> {
+        Self::bind_with_filter(addr, handler, stats, Arc::default()).await
+    }
+
+    /// Like [`RaftServer::bind`], but requests from peers `filter` blocks are dropped without
+    /// a reply (test mode): the sender times out as it would behind a partition.
+    pub async fn bind_with_filter(
+        addr: SocketAddr,
+        handler: Arc<dyn RpcHandler>,
+        stats: Arc<TransportStats>,
+        filter: Arc<LinkFilter>,
+    ) -> Result<RaftServer> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| Error::transport(format!("bind the Raft listener on {addr}"), e))?;
@@ -42,7 +54,7 @@ impl RaftServer {
             .local_addr()
             .map_err(|e| Error::transport(format!("read the address bound for {addr}"), e))?;
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, handler, stats, stopped));
+        let task = tokio::spawn(accept_loop(listener, handler, stats, filter, stopped));
         Ok(RaftServer {
             local_addr,
             stop,
@@ -68,6 +80,7 @@ async fn accept_loop(
     listener: TcpListener,
     handler: Arc<dyn RpcHandler>,
     stats: Arc<TransportStats>,
+    filter: Arc<LinkFilter>,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
@@ -75,7 +88,13 @@ async fn accept_loop(
             _ = stopped.changed() => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let conn = serve_connection(stream, peer, handler.clone(), stats.clone());
+                    let conn = serve_connection(
+                        stream,
+                        peer,
+                        handler.clone(),
+                        stats.clone(),
+                        filter.clone(),
+                    );
                     let mut stopped = stopped.clone();
                     tokio::spawn(async move {
                         tokio::select! {
@@ -99,6 +118,7 @@ async fn serve_connection(
     peer: SocketAddr,
     handler: Arc<dyn RpcHandler>,
     stats: Arc<TransportStats>,
+    filter: Arc<LinkFilter>,
 ) {
     // Replies are small and latency-bound (see the client).
     if let Err(e) = stream.set_nodelay(true) {
@@ -131,8 +151,11 @@ async fn serve_connection(
             break;
         };
         let (handler, frames_tx, stats) = (handler.clone(), frames_tx.clone(), stats.clone());
+        let filter = filter.clone();
         tokio::spawn(async move {
             let reply = match frame::decode_body::<RaftRpc>(&body) {
+                // A partitioned peer's request is lost: no reply, the sender times out.
+                Ok(rpc) if rpc.sender().is_some_and(|id| filter.drops_incoming(id)) => return,
                 Ok(rpc) => handler.handle(rpc).await,
                 Err(e) => {
                     stats.count_refusal(&e);
