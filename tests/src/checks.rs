@@ -2,14 +2,15 @@
 //! and the final state read from every node.
 //!
 //! It deliberately reads the final state through the public API (stale reads on each node once
-//! every node has applied the same index), so it checks what a client could see.
+//! every node has applied the same index), so it checks what a client could see; the state
+//! hashes add what a client cannot see (every field of every record), live and replayed offline.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use steward_node::api::types::JobView;
+use steward_node::api::types::{JobStatus, JobView, StateHashView};
 
 use crate::history::{op_job, History, Op, OpKind, Outcome};
-use crate::linearizability::{is_linearizable, Action, LinOp, OPS_PER_JOB_MAX};
+use crate::linearizability::{is_linearizable, Action, LinOp, Model, OPS_PER_JOB_MAX};
 use crate::workload::status_name;
 
 /// A violated invariant.
@@ -25,10 +26,31 @@ pub struct Violation {
     pub message: String,
 }
 
-/// Every node's final jobs, by slot.
-pub type FinalState = Vec<BTreeMap<u64, JobView>>;
+/// What every node holds after healing, by slot.
+#[derive(Debug, Clone, Default)]
+pub struct FinalState {
+    /// Each node's jobs, read at one applied index.
+    pub jobs: Vec<BTreeMap<u64, JobView>>,
+    /// Each node's state hash, read at that same index.
+    pub hashes: Vec<StateHashView>,
+    /// The offline replay of each node's data directory up to its live hash's index (after
+    /// the nodes stopped).
+    pub replayed: Vec<Replayed>,
+}
 
-/// Names of the checks, in order (liveness is checked by the run itself).
+/// The result of replaying one node's data directory offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replayed {
+    /// The hash and index the replay printed.
+    Hash(StateHashView),
+    /// The index is before the node's newest snapshot (not comparable; not a violation).
+    Unreachable(String),
+    /// The replay failed.
+    Failed(String),
+}
+
+/// Names of the checks, in order (liveness is checked by the run itself; `legal_histories`
+/// includes the final jobs' timeouts).
 pub const CHECKS: [&str; 6] = [
     "liveness",
     "durability",
@@ -39,14 +61,16 @@ pub const CHECKS: [&str; 6] = [
 ];
 
 /// Runs every check; returns the violations (empty means all passed).
-pub fn check_all(history: &History, state: &FinalState) -> Vec<Violation> {
+pub fn check_all(history: &History, state: &FinalState, model: Model) -> Vec<Violation> {
     let ops = history.ops();
     let mut violations = Vec::new();
-    durability(&ops, state, &mut violations);
-    exactly_once(&ops, state, &mut violations);
+    durability(&ops, &state.jobs, &mut violations);
+    exactly_once(&ops, &state.jobs, &mut violations);
     legal_histories(&ops, &mut violations);
-    linearizability(&ops, &mut violations);
-    convergence(state, &mut violations);
+    timeouts_honoured(&state.jobs, &mut violations);
+    linearizability(&ops, model, &mut violations);
+    convergence(&state.jobs, &mut violations);
+    hashes_converge(state, &mut violations);
     violations
 }
 
@@ -61,7 +85,7 @@ fn violation(check: &'static str, op: &Op, message: String) -> Violation {
 
 /// Every acknowledged submit's job is on every node with the acknowledged name; every
 /// acknowledged terminal status is the final status everywhere.
-fn durability(ops: &[Op], state: &FinalState, out: &mut Vec<Violation>) {
+fn durability(ops: &[Op], state: &[BTreeMap<u64, JobView>], out: &mut Vec<Violation>) {
     for op in ops {
         let Outcome::Ok { job, status, .. } = &op.outcome else {
             continue;
@@ -109,7 +133,7 @@ fn durability(ops: &[Op], state: &FinalState, out: &mut Vec<Violation>) {
 
 /// One job per idempotency key; every keyed acknowledgement names that job; at most one
 /// non-duplicate acknowledgement per key; a 409 only when the key's job has another body.
-fn exactly_once(ops: &[Op], state: &FinalState, out: &mut Vec<Violation>) {
+fn exactly_once(ops: &[Op], state: &[BTreeMap<u64, JobView>], out: &mut Vec<Violation>) {
     let Some(jobs) = state.first() else { return };
     let mut by_key: BTreeMap<&str, Vec<&JobView>> = BTreeMap::new();
     for view in jobs.values() {
@@ -128,6 +152,7 @@ fn exactly_once(ops: &[Op], state: &FinalState, out: &mut Vec<Violation>) {
             });
         }
     }
+    keyless_once(ops, jobs, out);
     let mut originals: BTreeSet<&str> = BTreeSet::new();
     for op in ops {
         let OpKind::Submit {
@@ -184,6 +209,30 @@ fn exactly_once(ops: &[Op], state: &FinalState, out: &mut Vec<Violation>) {
                 ));
             }
             _ => {}
+        }
+    }
+}
+
+/// A submit without a key is sent once (the client never resends it after it may have been
+/// delivered), under a name no other submit uses: it may create at most one job.
+fn keyless_once(ops: &[Op], jobs: &BTreeMap<u64, JobView>, out: &mut Vec<Violation>) {
+    let mut by_name: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for view in jobs.values().filter(|v| v.idempotency_key.is_none()) {
+        by_name.entry(&view.name).or_default().push(view.id);
+    }
+    for op in ops {
+        let OpKind::Submit { key: None, name } = &op.kind else {
+            continue;
+        };
+        if let Some(ids) = by_name.get(name.as_str()).filter(|ids| ids.len() > 1) {
+            out.push(violation(
+                "exactly_once",
+                op,
+                format!(
+                    "one submit without a key created {} jobs: {ids:?}",
+                    ids.len()
+                ),
+            ));
         }
     }
 }
@@ -249,6 +298,36 @@ fn legal_histories(ops: &[Op], out: &mut Vec<Violation>) {
     }
 }
 
+/// Every job that timed out overall did so only after its timeout plus every extension it was
+/// granted had passed, by the leader stamps of its submit and its end (a timeout that ignored
+/// extensions would end it early).
+fn timeouts_honoured(state: &[BTreeMap<u64, JobView>], out: &mut Vec<Violation>) {
+    let Some(jobs) = state.first() else { return };
+    for job in jobs.values() {
+        let overall = job.reason.as_deref() == Some("timed out (overall)");
+        let (JobStatus::TimedOut, true, Some(finished)) = (job.status, overall, job.finished_at_ms)
+        else {
+            continue;
+        };
+        let ran_ms = finished.saturating_sub(job.submitted_at_ms);
+        let allowed_ms = job
+            .timeout_ms
+            .saturating_add(job.total_extensions_granted_ms);
+        if ran_ms <= allowed_ms {
+            out.push(Violation {
+                check: "legal_histories",
+                job: Some(job.id),
+                at_ms: 0,
+                message: format!(
+                    "job {} timed out (overall) after {ran_ms} ms of leader time, within its \
+                     {} ms timeout plus {} ms of granted extensions",
+                    job.id, job.timeout_ms, job.total_extensions_granted_ms
+                ),
+            });
+        }
+    }
+}
+
 fn action(op: &Op) -> Option<Action> {
     match (&op.kind, &op.outcome) {
         (
@@ -286,7 +365,7 @@ fn action(op: &Op) -> Option<Action> {
 }
 
 /// Each job's history is linearizable (see [`crate::linearizability`]).
-fn linearizability(ops: &[Op], out: &mut Vec<Violation>) {
+fn linearizability(ops: &[Op], model: Model, out: &mut Vec<Violation>) {
     let mut per_job: BTreeMap<u64, Vec<(LinOp, &Op)>> = BTreeMap::new();
     for op in ops {
         let (Some(job), Some(action)) = (op_job(op), action(op)) else {
@@ -323,7 +402,7 @@ fn linearizability(ops: &[Op], out: &mut Vec<Violation>) {
         }
         list.truncate(OPS_PER_JOB_MAX);
         let lin: Vec<LinOp> = list.iter().map(|(l, _)| *l).collect();
-        if !is_linearizable(&lin) {
+        if !is_linearizable(&lin, model) {
             let first = list[0].1;
             out.push(Violation {
                 check: "linearizability",
@@ -339,7 +418,7 @@ fn linearizability(ops: &[Op], out: &mut Vec<Violation>) {
 }
 
 /// Every node holds the same jobs with the same status and fence token.
-fn convergence(state: &FinalState, out: &mut Vec<Violation>) {
+fn convergence(state: &[BTreeMap<u64, JobView>], out: &mut Vec<Violation>) {
     let Some(reference) = state.first() else {
         return;
     };
@@ -375,5 +454,108 @@ fn convergence(state: &FinalState, out: &mut Vec<Violation>) {
                 }
             }
         }
+    }
+}
+
+/// Every node's state hash is equal at the same applied index, and an offline replay of each
+/// node's data directory up to that index gives the live hash.
+fn hashes_converge(state: &FinalState, out: &mut Vec<Violation>) {
+    let mut flag = |message: String| {
+        out.push(Violation {
+            check: "convergence",
+            job: None,
+            at_ms: 0,
+            message,
+        })
+    };
+    let Some(first) = state.hashes.first() else {
+        return;
+    };
+    for (slot, hash) in state.hashes.iter().enumerate().skip(1) {
+        if hash != first {
+            flag(format!(
+                "state hash {:#018x} at index {} on slot {}, {:#018x} at index {} on slot 1",
+                hash.hash,
+                hash.applied_index,
+                slot + 1,
+                first.hash,
+                first.applied_index
+            ));
+        }
+    }
+    for (slot, (live, replayed)) in state.hashes.iter().zip(&state.replayed).enumerate() {
+        match replayed {
+            Replayed::Hash(offline) if offline != live => flag(format!(
+                "slot {}: offline replay gives {:#018x} at index {}, the live node had \
+                 {:#018x} at index {}",
+                slot + 1,
+                offline.hash,
+                offline.applied_index,
+                live.hash,
+                live.applied_index
+            )),
+            Replayed::Failed(why) => flag(format!("slot {}: {why}", slot + 1)),
+            Replayed::Hash(_) | Replayed::Unreachable(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(applied_index: u64, hash: u64) -> StateHashView {
+        StateHashView {
+            applied_index,
+            hash,
+        }
+    }
+
+    #[test]
+    fn hashes_must_agree_live_and_offline() {
+        let state = |hashes: Vec<StateHashView>, replayed: Vec<Replayed>| FinalState {
+            jobs: Vec::new(),
+            hashes,
+            replayed,
+        };
+        let mut out = Vec::new();
+        let same = vec![hash(9, 1), hash(9, 1)];
+        let replayed = vec![
+            Replayed::Hash(hash(9, 1)),
+            Replayed::Unreachable("old".into()),
+        ];
+        hashes_converge(&state(same.clone(), replayed), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        hashes_converge(&state(vec![hash(9, 1), hash(9, 2)], Vec::new()), &mut out);
+        assert_eq!(out.len(), 1);
+        let replayed = vec![
+            Replayed::Hash(hash(9, 3)),
+            Replayed::Failed("exit 1".into()),
+        ];
+        hashes_converge(&state(same, replayed), &mut out);
+        assert_eq!(out.len(), 3);
+        assert!(out.iter().all(|v| v.check == "convergence"));
+    }
+
+    fn timed_out(ran_ms: u64, extensions_ms: u64) -> JobView {
+        let json = serde_json::json!({
+            "id": 7, "name": "j", "status": "timed_out", "fence_token": 1, "workflows": [],
+            "timeout_ms": 1_000, "total_extensions_granted_ms": extensions_ms,
+            "submitted_at_ms": 10_000, "finished_at_ms": 10_000 + ran_ms,
+            "reason": "timed out (overall)",
+        });
+        serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn an_overall_timeout_must_wait_for_granted_extensions() {
+        let mut out = Vec::new();
+        let jobs = |job: JobView| vec![BTreeMap::from([(job.id, job)])];
+        timeouts_honoured(&jobs(timed_out(1_200, 0)), &mut out);
+        timeouts_honoured(&jobs(timed_out(16_500, 15_000)), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        timeouts_honoured(&jobs(timed_out(1_200, 15_000)), &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].message.contains("15000 ms of granted extensions"));
     }
 }

@@ -1,8 +1,8 @@
 //! One seeded run: start a cluster, run the workload under a nemesis schedule, heal, wait for
 //! convergence and liveness, read every node's final state, check, and summarise.
 //!
-//! Partitions and leader clock jumps are not implemented yet (no iptables here, and the clock
-//! offset is not reachable from outside a node process); asking for them is an error.
+//! Partitions go through each node's test-only transport switch (`POST /v1/test-only/partition`);
+//! `iptables` is only detected and reported, never used.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use steward_node::api::types::{AddMemberRequest, JobView};
-use steward_node::client::{Client, ListQuery};
+use rand::SeedableRng;
+use steward_node::client::Client;
 
-use crate::checks::{check_all, FinalState, Violation, CHECKS};
+use crate::checks::{check_all, Replayed, Violation, CHECKS};
 use crate::cluster::{locate_binary, Cluster, Timing};
-use crate::faults;
 use crate::history::{History, Outcome};
+use crate::linearizability::Model;
 use crate::workload::{TestModeCompleter, Workload, REQUEST_TIMEOUT};
+use crate::{nemesis, observe};
 
 /// Fault kinds the nemesis can inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -33,6 +33,11 @@ pub enum Fault {
     TornTail,
     /// SIGKILL, flip a bit inside the WAL, expect a refusal to start, wipe and re-join.
     BitFlip,
+    /// Cut the cluster (minority/majority, leader isolated, or a bridge node) in the nodes'
+    /// Raft transport and gossip, then heal.
+    Partition,
+    /// Jump the leader's clock forward or back, then set it right.
+    Clock,
     /// Checker self-test, never in the default set: SIGKILL every node and cut whole synced
     /// records from every WAL (what acknowledging before fsync does on a power loss). The
     /// checks must fail.
@@ -48,9 +53,8 @@ impl Fault {
             "torn-tail" => Fault::TornTail,
             "bitflip" => Fault::BitFlip,
             "lose-tail" => Fault::LoseTail,
-            "partition" | "clock" => {
-                bail!("fault `{name}` is not implemented yet (see docs/harness.md)")
-            }
+            "partition" => Fault::Partition,
+            "clock" => Fault::Clock,
             other => bail!("unknown fault `{other}`"),
         })
     }
@@ -62,6 +66,8 @@ impl Fault {
             Fault::Pause => "pause",
             Fault::TornTail => "torn-tail",
             Fault::BitFlip => "bitflip",
+            Fault::Partition => "partition",
+            Fault::Clock => "clock",
             Fault::LoseTail => "lose-tail",
         }
     }
@@ -142,7 +148,14 @@ pub async fn run(config: &RunConfig) -> anyhow::Result<Summary> {
     let load = tokio::spawn(Arc::clone(&workload).run(config.seed, config.clients));
     let mut rng = StdRng::seed_from_u64(config.seed);
     let mut injected = BTreeMap::new();
-    let nemesis = nemesis(&mut cluster, config, &mut rng, &history, &mut injected).await;
+    if config.faults.contains(&Fault::Partition) {
+        history.note(if nemesis::iptables_available() {
+            "partitions: node transport switch (iptables is present but not used)"
+        } else {
+            "partitions: node transport switch (iptables not found)"
+        });
+    }
+    let nemesis = nemesis::run(&mut cluster, config, &mut rng, &history, &mut injected).await;
     stop.store(true, Ordering::Relaxed);
     load.await.context("workload task")?;
     nemesis?;
@@ -158,8 +171,28 @@ pub async fn run(config: &RunConfig) -> anyhow::Result<Summary> {
                 "liveness: leader and a write {} ms after healing",
                 recovery.as_millis()
             ));
-            let state = final_state(&cluster).await?;
-            check_all(&history, &state)
+            let state = observe::final_state(&cluster).await;
+            cluster.stop_all();
+            match state {
+                Ok(mut state) => {
+                    for (slot, live) in state.hashes.iter().enumerate() {
+                        let data = cluster.slots[slot].data_dir();
+                        let replayed = observe::replay(&binary, &data, live.applied_index)?;
+                        if let Replayed::Unreachable(why) = &replayed {
+                            history
+                                .note(format!("slot {}: replay not comparable: {why}", slot + 1));
+                        }
+                        state.replayed.push(replayed);
+                    }
+                    check_all(&history, &state, model(config))
+                }
+                Err(err) => vec![Violation {
+                    check: "convergence",
+                    job: None,
+                    at_ms: history.now_ms(),
+                    message: format!("{err:#}"),
+                }],
+            }
         }
         Err(err) => {
             history.note(format!(
@@ -202,6 +235,14 @@ pub async fn run(config: &RunConfig) -> anyhow::Result<Summary> {
     })
 }
 
+/// What live jobs may do on their own in this run (see [`Model`]).
+fn model(config: &RunConfig) -> Model {
+    Model {
+        may_time_out: config.faults.contains(&Fault::Clock),
+        workers_finish: false,
+    }
+}
+
 async fn wait_leader(client: &Client, within: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
@@ -228,205 +269,6 @@ async fn liveness(client: &Client) -> anyhow::Result<()> {
         .await
         .context("liveness: a write after healing")?;
     Ok(())
-}
-
-async fn leader_slot(cluster: &Cluster) -> Option<usize> {
-    let client = cluster.client_all(Duration::from_secs(2)).ok()?;
-    let leader = client.cluster_status().await.ok()?.leader_id?;
-    cluster.slots.iter().position(|s| s.id == leader)
-}
-
-async fn nemesis(
-    cluster: &mut Cluster,
-    config: &RunConfig,
-    rng: &mut StdRng,
-    history: &History,
-    injected: &mut BTreeMap<&'static str, usize>,
-) -> anyhow::Result<()> {
-    let began = Instant::now();
-    let election_ms = config.timing.election_timeout_max_ms;
-    while began.elapsed() + Duration::from_secs(2) < config.duration {
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(500..1500))).await;
-        if config.faults.is_empty() {
-            continue;
-        }
-        let fault = config.faults[rng.gen_range(0..config.faults.len())];
-        let slot = if rng.gen_bool(0.4) {
-            leader_slot(cluster).await.unwrap_or(0)
-        } else {
-            rng.gen_range(0..cluster.slots.len())
-        };
-        let hold = Duration::from_millis(rng.gen_range(election_ms..election_ms * 4));
-        let id = cluster.slots[slot].id;
-        match fault {
-            Fault::Kill => {
-                history.note(format!("kill -9 slot {} (node {id})", slot + 1));
-                cluster.kill(slot)?;
-                tokio::time::sleep(hold).await;
-                history.note(format!("restart slot {}", slot + 1));
-                cluster.restart(slot)?;
-            }
-            Fault::Pause => {
-                history.note(format!(
-                    "SIGSTOP slot {} (node {id}) for {} ms",
-                    slot + 1,
-                    hold.as_millis()
-                ));
-                cluster.pause(slot)?;
-                tokio::time::sleep(hold).await;
-                cluster.resume(slot)?;
-                history.note(format!("SIGCONT slot {}", slot + 1));
-            }
-            Fault::TornTail => {
-                cluster.kill(slot)?;
-                let fault = faults::torn_tail(&cluster.slots[slot].wal_dir(), rng)?;
-                history.note(format!(
-                    "kill -9 slot {} (node {id}), torn tail: {} at {}:{}",
-                    slot + 1,
-                    fault.what,
-                    fault.file.display(),
-                    fault.offset
-                ));
-                tokio::time::sleep(hold).await;
-                cluster.restart(slot)?;
-                history.note(format!("restart slot {}", slot + 1));
-            }
-            Fault::BitFlip => bit_flip(cluster, slot, rng, history).await?,
-            Fault::LoseTail => {
-                for victim in 0..cluster.slots.len() {
-                    cluster.kill(victim)?;
-                    let fault = faults::lose_tail(&cluster.slots[victim].wal_dir(), 60)?;
-                    history.note(format!(
-                        "kill -9 slot {}, {} at {}:{}",
-                        victim + 1,
-                        fault.what,
-                        fault.file.display(),
-                        fault.offset
-                    ));
-                }
-                for victim in 0..cluster.slots.len() {
-                    cluster.restart(victim)?;
-                }
-            }
-        }
-        *injected.entry(fault.name()).or_insert(0) += 1;
-    }
-    Ok(())
-}
-
-/// Bit flip, refusal, then the operator procedure: remove the node, wipe, re-join as a new id.
-async fn bit_flip(
-    cluster: &mut Cluster,
-    slot: usize,
-    rng: &mut StdRng,
-    history: &History,
-) -> anyhow::Result<()> {
-    let id = cluster.slots[slot].id;
-    cluster.kill(slot)?;
-    let fault = faults::bit_flip(&cluster.slots[slot].wal_dir(), rng)?;
-    history.note(format!(
-        "kill -9 slot {} (node {id}), {} at {}:{}",
-        slot + 1,
-        fault.what,
-        fault.file.display(),
-        fault.offset
-    ));
-    let stderr = cluster.expect_refusal(slot, Duration::from_secs(10))?;
-    if !stderr.to_lowercase().contains("corrupt") {
-        bail!(
-            "slot {} refused to start without naming corruption; stderr:\n{stderr}",
-            slot + 1
-        );
-    }
-    history.note(format!(
-        "slot {} refused to start on the corrupted log (as it must)",
-        slot + 1
-    ));
-    let admin = cluster.client_all(Duration::from_secs(20))?;
-    admin
-        .remove_member(id)
-        .await
-        .with_context(|| format!("removing node {id}"))?;
-    let (old, new) = cluster.wipe_for_rejoin(slot)?;
-    let me = &cluster.slots[slot];
-    admin
-        .add_member(&AddMemberRequest {
-            id: new,
-            raft_addr: me.raft_addr,
-            api_addr: me.api_addr,
-        })
-        .await
-        .with_context(|| format!("adding node {new}"))?;
-    history.note(format!(
-        "operator procedure: removed node {old}, wiped slot {}, re-joined as node {new}",
-        slot + 1
-    ));
-    Ok(())
-}
-
-/// Waits until every node has applied the leader's commit index, then reads each node's jobs;
-/// the reads count only if no node applied anything meanwhile (leader duties keep proposing,
-/// e.g. dispatches), so the states compared are at the same applied index.
-async fn final_state(cluster: &Cluster) -> anyhow::Result<FinalState> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let clients: Vec<Client> = (0..cluster.slots.len())
-        .map(|s| cluster.client_for(s, Duration::from_secs(5)))
-        .collect::<anyhow::Result<_>>()?;
-    loop {
-        let before = applied_indexes(cluster, &clients).await?;
-        let settled = before.iter().all(|a| a.is_some_and(|(ap, co)| ap == co))
-            && before
-                .windows(2)
-                .all(|w| w[0].map(|a| a.0) == w[1].map(|a| a.0));
-        if settled {
-            let mut state = Vec::new();
-            for client in &clients {
-                state.push(all_jobs(client).await?);
-            }
-            if applied_indexes(cluster, &clients).await? == before {
-                return Ok(state);
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("convergence: nodes did not hold one applied index for 30 s: {before:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn applied_indexes(
-    cluster: &Cluster,
-    clients: &[Client],
-) -> anyhow::Result<Vec<Option<(u64, u64)>>> {
-    let mut applied = Vec::new();
-    for (slot, client) in clients.iter().enumerate() {
-        let status = client.cluster_status_at(&cluster.slots[slot].url()?).await;
-        applied.push(
-            status
-                .ok()
-                .and_then(|s| Some((s.applied_index?, s.commit_index?))),
-        );
-    }
-    Ok(applied)
-}
-
-async fn all_jobs(client: &Client) -> anyhow::Result<BTreeMap<u64, JobView>> {
-    let mut jobs = BTreeMap::new();
-    let mut query = ListQuery {
-        stale: true,
-        limit: Some(500),
-        ..ListQuery::default()
-    };
-    loop {
-        let page = client.list(&query).await.context("listing jobs")?;
-        for job in page.jobs {
-            jobs.insert(job.id, job);
-        }
-        match page.next_cursor {
-            Some(cursor) => query.cursor = Some(cursor),
-            None => return Ok(jobs),
-        }
-    }
 }
 
 fn failure_report(

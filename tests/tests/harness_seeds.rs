@@ -27,11 +27,19 @@ fn config(seed: u64, faults: Vec<Fault>, root: &std::path::Path) -> RunConfig {
 async fn fixed_seeds_survive_every_fault_kind() {
     let root = std::env::temp_dir().join(format!("steward-harness-{}", std::process::id()));
     // Seeds with one or two kinds each, so every kind is surely drawn, then one mixing all.
-    let all = vec![Fault::Kill, Fault::Pause, Fault::TornTail, Fault::BitFlip];
+    let all = vec![
+        Fault::Kill,
+        Fault::Pause,
+        Fault::TornTail,
+        Fault::BitFlip,
+        Fault::Partition,
+        Fault::Clock,
+    ];
     let cases = [
         (101, vec![Fault::Kill, Fault::Pause], true),
         (102, vec![Fault::TornTail], true),
         (103, vec![Fault::BitFlip], true),
+        (105, vec![Fault::Partition, Fault::Clock], true),
         (104, all, false),
     ];
     let mut summaries = Vec::new();
