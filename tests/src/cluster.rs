@@ -1,5 +1,6 @@
 //! The cluster runner: real `steward server` processes on loopback, each with its own data
-//! directory and config file, that the harness can start, SIGKILL, SIGSTOP/SIGCONT and restart.
+//! directory and config file, that the harness can start, SIGKILL, SIGSTOP/SIGCONT and restart,
+//! and optionally `steward worker` processes joined to them.
 //!
 //! It deliberately knows nothing of workloads or checks; it only owns processes and files.
 
@@ -90,6 +91,22 @@ impl NodeSlot {
     }
 }
 
+/// One worker process (`steward worker --join ...`): its id, directory and process.
+#[derive(Debug)]
+pub struct WorkerSlot {
+    /// Worker id (kept across restarts, so a restart marks the old attempts lost).
+    pub id: u64,
+    /// `work/` (workflows' working directory) and `stderr.log`.
+    pub dir: PathBuf,
+    cores: u32,
+    child: Option<Child>,
+}
+
+/// Worker ids start here, far above any manager id (gossip shares one id space).
+pub const WORKER_ID_BASE: u64 = 1_000;
+/// Silence after which the leader declares a worker lost. Default: 5 000 ms (the agent's).
+pub const WORKER_LEASE_MS: u64 = 5_000;
+
 /// A running (or partly running) cluster.
 #[derive(Debug)]
 pub struct Cluster {
@@ -97,6 +114,8 @@ pub struct Cluster {
     timing: Timing,
     /// The slots, index 0..n.
     pub slots: Vec<NodeSlot>,
+    /// Worker processes (none when completions go through the test-only route).
+    pub workers: Vec<WorkerSlot>,
     next_id: u64,
 }
 
@@ -146,6 +165,7 @@ impl Cluster {
             timing,
             next_id: nodes as u64 + 1,
             slots,
+            workers: Vec::new(),
         };
         for slot in 0..nodes {
             cluster.write_config(slot, true)?;
@@ -356,6 +376,92 @@ impl Cluster {
         Ok((old, new))
     }
 
+    /// Starts `count` worker processes with `cores` each, joined to every manager, and waits
+    /// until the cluster lists them all.
+    pub async fn start_workers(&mut self, count: usize, cores: u32) -> anyhow::Result<()> {
+        let root = self
+            .slots
+            .first()
+            .and_then(|s| s.dir.parent())
+            .context("a cluster without nodes has no workers")?
+            .to_owned();
+        for index in 0..count {
+            let dir = root.join(format!("worker{}", index + 1));
+            std::fs::create_dir_all(dir.join("work"))
+                .with_context(|| format!("creating {}", dir.display()))?;
+            self.workers.push(WorkerSlot {
+                id: WORKER_ID_BASE + index as u64,
+                dir,
+                cores,
+                child: None,
+            });
+            self.spawn_worker(index)?;
+        }
+        let client = self.client_all(Duration::from_secs(5))?;
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            let listed = client.workers(true).await.map(|w| w.workers.len());
+            if listed.as_ref().is_ok_and(|n| *n >= count) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{count} workers not registered within {START_DEADLINE:?}: {listed:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn spawn_worker(&mut self, index: usize) -> anyhow::Result<()> {
+        let join: Vec<String> = self.slots.iter().map(|s| s.api_addr.to_string()).collect();
+        let me = &mut self.workers[index];
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(me.dir.join("stderr.log"))?;
+        let child = Command::new(&self.binary)
+            .arg("worker")
+            .arg("--join")
+            .arg(join.join(","))
+            .arg("--cores")
+            .arg(me.cores.to_string())
+            .arg("--id")
+            .arg(me.id.to_string())
+            .arg("--lease-ms")
+            .arg(WORKER_LEASE_MS.to_string())
+            .arg("--work-dir")
+            .arg(me.dir.join("work"))
+            .arg("--log-level")
+            .arg("warn")
+            .env("RUST_LIB_BACKTRACE", "0")
+            .stdin(Stdio::null())
+            .stdout(stderr.try_clone()?)
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("spawning worker {}", me.id))?;
+        me.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILLs worker `index` (its workflows' process groups run on and end by themselves)
+    /// and reaps it.
+    pub fn kill_worker(&mut self, index: usize) -> anyhow::Result<()> {
+        if let Some(mut child) = self.workers[index].child.take() {
+            let pid = i32::try_from(child.id()).context("pid out of range")?;
+            kill(Pid::from_raw(pid), Signal::SIGKILL)
+                .with_context(|| format!("SIGKILL to worker {}", self.workers[index].id))?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts worker `index` again under the same id (if it is not running).
+    pub fn restart_worker(&mut self, index: usize) -> anyhow::Result<()> {
+        if self.workers[index].child.is_none() {
+            self.spawn_worker(index)?;
+        }
+        Ok(())
+    }
+
     /// A client that talks to one slot only (no failover).
     pub fn client_for(&self, slot: usize, timeout: Duration) -> anyhow::Result<Client> {
         Ok(Client::new(vec![self.slots[slot].url()?])?
@@ -375,9 +481,12 @@ impl Cluster {
             .with_retry_window(timeout))
     }
 
-    /// Resumes paused nodes and restarts stopped ones (never a slot that refuses to start: the
-    /// caller handles those first).
+    /// Resumes paused nodes and restarts stopped ones and stopped workers (never a slot that
+    /// refuses to start: the caller handles those first).
     pub fn heal(&mut self) -> anyhow::Result<()> {
+        for index in 0..self.workers.len() {
+            self.restart_worker(index)?;
+        }
         for slot in 0..self.slots.len() {
             if self.slots[slot].paused {
                 self.resume(slot)?;
@@ -391,6 +500,11 @@ impl Cluster {
 
     /// SIGKILLs every process (used at the end of a run and on drop).
     pub fn stop_all(&mut self) {
+        for index in 0..self.workers.len() {
+            if let Err(err) = self.kill_worker(index) {
+                eprintln!("stopping worker {}: {err:#}", self.workers[index].id);
+            }
+        }
         for slot in 0..self.slots.len() {
             if let Err(err) = self.kill(slot) {
                 eprintln!("stopping slot {}: {err:#}", slot + 1);

@@ -100,6 +100,10 @@ pub async fn run(
         };
         let hold = Duration::from_millis(rng.gen_range(election_ms..election_ms * 4));
         match fault {
+            Fault::Kill if !cluster.workers.is_empty() && rng.gen_bool(0.25) => {
+                let index = rng.gen_range(0..cluster.workers.len());
+                kill_worker(cluster, index, hold, history).await?
+            }
             Fault::Kill => kill(cluster, slot, hold, history).await?,
             Fault::Pause => pause(cluster, slot, hold, history).await?,
             Fault::TornTail => torn_tail(cluster, slot, hold, rng, history).await?,
@@ -135,6 +139,22 @@ async fn kill(
     tokio::time::sleep(hold).await;
     history.note(format!("restart slot {}", slot + 1));
     cluster.restart(slot)
+}
+
+async fn kill_worker(
+    cluster: &mut Cluster,
+    index: usize,
+    hold: Duration,
+    history: &History,
+) -> anyhow::Result<()> {
+    let id = cluster.workers[index].id;
+    history.note(format!("kill -9 worker {id}"));
+    cluster.kill_worker(index)?;
+    tokio::time::sleep(hold).await;
+    history.note(format!(
+        "restart worker {id} (its old attempts are declared lost)"
+    ));
+    cluster.restart_worker(index)
 }
 
 async fn pause(

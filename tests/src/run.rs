@@ -19,7 +19,11 @@ use crate::checks::{check_all, Replayed, Violation, CHECKS};
 use crate::cluster::{locate_binary, Cluster, Timing};
 use crate::history::{History, Outcome};
 use crate::linearizability::Model;
-use crate::workload::{TestModeCompleter, Workload, REQUEST_TIMEOUT};
+use crate::workload::{Jobs, TestModeCompleter, Workload, REQUEST_TIMEOUT};
+
+/// Cores each worker offers: the jobs mostly sleep, so more slots than the machine has cores
+/// keep the queue short. Default: 16.
+pub const WORKER_CORES: u32 = 16;
 use crate::{nemesis, observe};
 
 /// Fault kinds the nemesis can inject.
@@ -86,6 +90,9 @@ pub struct RunConfig {
     pub faults: Vec<Fault>,
     /// Concurrent clients. Default: 4.
     pub clients: usize,
+    /// Real worker processes running the jobs (0: clients complete jobs through the test-only
+    /// route instead).
+    pub workers: usize,
     /// Keep data directories even on success.
     pub keep_data: bool,
     /// Where run directories go.
@@ -105,6 +112,8 @@ pub struct Summary {
     pub acknowledged: usize,
     /// Outcome unknown.
     pub unknown: usize,
+    /// Jobs that were granted an extension (real workers only), in the final state.
+    pub extended: usize,
     /// Faults injected, by kind.
     pub faults: BTreeMap<&'static str, usize>,
     /// Time from healing to a leader and a successful write.
@@ -134,10 +143,20 @@ pub async fn run(config: &RunConfig) -> anyhow::Result<Summary> {
         .map(|slot| cluster.client_for(slot, REQUEST_TIMEOUT).map(Arc::new))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let stop = Arc::new(AtomicBool::new(false));
+    let jobs = if config.workers > 0 {
+        cluster.start_workers(config.workers, WORKER_CORES).await?;
+        history.note(format!(
+            "{} workers of {WORKER_CORES} cores run the jobs",
+            config.workers
+        ));
+        Jobs::RealWork
+    } else {
+        Jobs::ClientCompleted(Arc::new(TestModeCompleter))
+    };
     let workload = Arc::new(Workload {
         clients,
         history: Arc::clone(&history),
-        completer: Arc::new(TestModeCompleter),
+        jobs,
         stop: Arc::clone(&stop),
     });
     wait_leader(
@@ -163,8 +182,9 @@ pub async fn run(config: &RunConfig) -> anyhow::Result<Summary> {
     cluster.heal()?;
     let healed = Instant::now();
     let all = cluster.client_all(Duration::from_secs(30))?;
-    let live = liveness(&all).await;
+    let live = liveness(&all, config.workers > 0).await;
     let recovery = healed.elapsed();
+    let mut extended = 0;
     let violations = match live {
         Ok(()) => {
             history.note(format!(
@@ -175,6 +195,11 @@ pub async fn run(config: &RunConfig) -> anyhow::Result<Summary> {
             cluster.stop_all();
             match state {
                 Ok(mut state) => {
+                    extended = state.jobs.first().map_or(0, |jobs| {
+                        jobs.values()
+                            .filter(|j| j.total_extensions_granted_ms > 0)
+                            .count()
+                    });
                     for (slot, live) in state.hashes.iter().enumerate() {
                         let data = cluster.slots[slot].data_dir();
                         let replayed = observe::replay(&binary, &data, live.applied_index)?;
@@ -227,6 +252,7 @@ pub async fn run(config: &RunConfig) -> anyhow::Result<Summary> {
         ops: ops.len(),
         acknowledged,
         unknown,
+        extended,
         faults: injected,
         recovery,
         violations,
@@ -238,8 +264,8 @@ pub async fn run(config: &RunConfig) -> anyhow::Result<Summary> {
 /// What live jobs may do on their own in this run (see [`Model`]).
 fn model(config: &RunConfig) -> Model {
     Model {
-        may_time_out: config.faults.contains(&Fault::Clock),
-        workers_finish: false,
+        may_time_out: config.faults.contains(&Fault::Clock) || config.workers > 0,
+        workers_finish: config.workers > 0,
     }
 }
 
@@ -257,13 +283,13 @@ async fn wait_leader(client: &Client, within: Duration) -> anyhow::Result<()> {
 }
 
 /// After healing: a leader and one successful (keyed) write.
-async fn liveness(client: &Client) -> anyhow::Result<()> {
+async fn liveness(client: &Client, real_work: bool) -> anyhow::Result<()> {
     wait_leader(client, Duration::from_secs(30))
         .await
         .context("liveness")?;
     client
         .submit(
-            &crate::workload::body_for("liveness-probe"),
+            &crate::workload::body_for("liveness-probe", real_work),
             Some("liveness-probe"),
         )
         .await
@@ -298,8 +324,8 @@ fn failure_report(
 /// The summary table line for a run, and the checks line.
 pub fn summary_table(summaries: &[Summary]) -> String {
     let mut text = format!(
-        "{:>8} {:>6} {:>6} {:>7} {:>9}  {:<40} checks\n",
-        "seed", "ops", "acked", "unknown", "recovery", "faults"
+        "{:>8} {:>6} {:>6} {:>7} {:>5} {:>9}  {:<58} checks\n",
+        "seed", "ops", "acked", "unknown", "ext", "recovery", "faults"
     );
     for s in summaries {
         let faults: Vec<String> = s.faults.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -319,11 +345,12 @@ pub fn summary_table(summaries: &[Summary]) -> String {
             )
         };
         text.push_str(&format!(
-            "{:>8} {:>6} {:>6} {:>7} {:>7}ms  {:<40} {checks}\n",
+            "{:>8} {:>6} {:>6} {:>7} {:>5} {:>7}ms  {:<58} {checks}\n",
             s.seed,
             s.ops,
             s.acknowledged,
             s.unknown,
+            s.extended,
             s.recovery.as_millis(),
             faults.join(" ")
         ));

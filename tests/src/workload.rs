@@ -3,8 +3,11 @@
 //! nodes), repeated cancels, linearizable status reads and workflow completions, each recorded
 //! in the [`History`].
 //!
-//! Completions go through the [`Completer`] trait: test-mode completions today, real workers
-//! later. Timing between clients is not reproducible (real processes); the choices are.
+//! Jobs end in one of two ways, fixed per run: clients complete them through the [`Completer`]
+//! (the test-only route), or real `steward worker` processes run them ([`Jobs::RealWork`]: short
+//! shell loops printing progress, a fifth of them with a timeout shorter than their run, so the
+//! workers must ask for extensions). Timing between clients is not reproducible (real
+//! processes); the choices are.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,14 +65,23 @@ struct Shared {
     keys: Vec<(String, String)>,
 }
 
+/// How the jobs of a run end.
+#[derive(Clone)]
+pub enum Jobs {
+    /// Jobs run `true` and clients complete them through the completer.
+    ClientCompleted(Arc<dyn Completer>),
+    /// Real workers run the jobs' commands; clients only submit, cancel and read.
+    RealWork,
+}
+
 /// The workload of one run.
 pub struct Workload {
     /// One client per node (no failover, so "sent to node N" is true).
     pub clients: Vec<Arc<Client>>,
     /// The history to record into.
     pub history: Arc<History>,
-    /// Completion mechanism.
-    pub completer: Arc<dyn Completer>,
+    /// How jobs end.
+    pub jobs: Jobs,
     /// Set to stop the clients.
     pub stop: Arc<AtomicBool>,
 }
@@ -98,19 +110,48 @@ fn job_ok(job: &JobView, no_change: bool) -> Outcome {
     }
 }
 
-fn request(name: &str) -> SubmitJobRequest {
+/// Timeout of a real-work job that must ask for an extension: shorter than its run.
+pub const SHORT_TIMEOUT_MS: i64 = 800;
+
+/// FNV-1a of a job name: the real-work body is a function of the name alone, so a resubmit
+/// with the same name has the same body.
+fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The submit body for `name`: `true` for client-completed runs; for real work a loop printing
+/// `STEWARD_PROGRESS` every 100 ms, 1–5 rounds with a 1 h timeout, or (one name in five)
+/// 12–21 rounds against [`SHORT_TIMEOUT_MS`], which only an extension lets complete.
+fn request(name: &str, real_work: bool) -> SubmitJobRequest {
+    let hash = name_hash(name);
+    let (command, timeout_ms) = if !real_work {
+        (vec!["true".to_owned()], 3_600_000)
+    } else {
+        let (rounds, timeout_ms) = if hash % 5 == 0 {
+            (12 + hash / 5 % 10, SHORT_TIMEOUT_MS)
+        } else {
+            (1 + hash / 5 % 5, 3_600_000)
+        };
+        let script = format!(
+            "i=0; while [ $i -lt {rounds} ]; do i=$((i+1)); echo STEWARD_PROGRESS $i; \
+             sleep 0.1; done"
+        );
+        (vec!["sh".to_owned(), "-c".to_owned(), script], timeout_ms)
+    };
     SubmitJobRequest {
         name: Some(name.to_owned()),
         labels: BTreeMap::new(),
         workflows: vec![WorkflowSpec {
             name: WORKFLOW.to_owned(),
-            command: vec!["true".to_owned()],
+            command,
             env: BTreeMap::new(),
             cores: Some(1),
             timeout_ms: None,
             working_dir: None,
         }],
-        timeout_ms: Some(3_600_000),
+        timeout_ms: Some(timeout_ms),
         // No retries, so a failed workflow fails the job (a simple, checkable model).
         retry_budget: Some(0),
         cancel_grace_ms: None,
@@ -200,10 +241,10 @@ impl Workload {
         // Recent jobs get most of the traffic, so each job sees a short, checkable history.
         let recent = shared.jobs.len().saturating_sub(8);
         let job = shared.jobs[rng.gen_range(recent..shared.jobs.len())];
-        match roll {
-            35..=49 => OpKind::Cancel { job },
-            50..=74 => OpKind::Read { job },
-            _ => OpKind::Complete {
+        match (roll, &self.jobs) {
+            (35..=49, _) => OpKind::Cancel { job },
+            (50..=74, _) | (_, Jobs::RealWork) => OpKind::Read { job },
+            (_, Jobs::ClientCompleted(_)) => OpKind::Complete {
                 job,
                 success: rng.gen_bool(0.8),
             },
@@ -214,7 +255,8 @@ impl Workload {
         let client = &self.clients[node];
         match kind {
             OpKind::Submit { key, name } => {
-                match client.submit(&request(name), key.as_deref()).await {
+                let body = request(name, matches!(self.jobs, Jobs::RealWork));
+                match client.submit(&body, key.as_deref()).await {
                     Ok(answer) => job_ok(&answer.job, answer.duplicate),
                     Err(err) => classify(&err),
                 }
@@ -229,7 +271,10 @@ impl Workload {
                 Err(err) => classify(&err),
             },
             OpKind::Complete { job, success } => {
-                match self.completer.complete(client, *job, *success).await {
+                let Jobs::ClientCompleted(completer) = &self.jobs else {
+                    return Outcome::Failed("no completions when workers run the jobs".into());
+                };
+                match completer.complete(client, *job, *success).await {
                     Ok(view) => job_ok(&view, false),
                     Err(err) => classify(&err),
                 }
@@ -239,6 +284,39 @@ impl Workload {
 }
 
 /// The request body the workload sends for a job name (exposed for checks).
-pub fn body_for(name: &str) -> SubmitJobRequest {
-    request(name)
+pub fn body_for(name: &str, real_work: bool) -> SubmitJobRequest {
+    request(name, real_work)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_work_bodies_follow_the_name_and_a_fifth_need_an_extension() {
+        let names: Vec<String> = (0..1000).map(|i| format!("c0-{i}")).collect();
+        let short = names
+            .iter()
+            .filter(|n| request(n, true).timeout_ms == Some(SHORT_TIMEOUT_MS))
+            .count();
+        assert!((150..250).contains(&short), "{short}");
+        for name in &names {
+            assert_eq!(request(name, true), request(name, true));
+            let body = request(name, true);
+            let script = &body.workflows[0].command[2];
+            let rounds: u64 = script
+                .split("-lt ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            // Rounds of 100 ms: a short-timeout job runs longer than its timeout.
+            if body.timeout_ms == Some(SHORT_TIMEOUT_MS) {
+                assert!(rounds * 100 > SHORT_TIMEOUT_MS as u64, "{script}");
+            } else {
+                assert!((1..=5).contains(&rounds), "{script}");
+            }
+        }
+        assert_eq!(request("x", false).workflows[0].command, vec!["true"]);
+    }
 }

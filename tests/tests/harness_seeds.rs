@@ -1,5 +1,5 @@
 //! The default crash-recovery set: a few fixed seeds, each covering one group of fault kinds
-//! on a real 3-node cluster (needs the `steward` binary: `cargo build -p steward-cli` with the
+//! on a real 3-node cluster, two of them with real workers running the jobs (needs the `steward` binary: `cargo build -p steward-cli` with the
 //! same `CARGO_TARGET_DIR`, or `STEWARD_BIN`).
 
 use std::time::Duration;
@@ -10,13 +10,14 @@ use steward_tests::{run, summary_table, Fault, RunConfig};
 /// Workload time under faults per seed.
 const SEED_DURATION: Duration = Duration::from_secs(10);
 
-fn config(seed: u64, faults: Vec<Fault>, root: &std::path::Path) -> RunConfig {
+fn config(seed: u64, faults: Vec<Fault>, workers: usize, root: &std::path::Path) -> RunConfig {
     RunConfig {
         seed,
         nodes: 3,
         duration: SEED_DURATION,
         faults,
         clients: 4,
+        workers,
         keep_data: false,
         root: root.to_owned(),
         timing: Timing::default(),
@@ -35,18 +36,20 @@ async fn fixed_seeds_survive_every_fault_kind() {
         Fault::Partition,
         Fault::Clock,
     ];
+    // (seed, kinds, workers, every kind must be drawn)
     let cases = [
-        (101, vec![Fault::Kill, Fault::Pause], true),
-        (102, vec![Fault::TornTail], true),
-        (103, vec![Fault::BitFlip], true),
-        (105, vec![Fault::Partition, Fault::Clock], true),
-        (104, all, false),
+        (101, vec![Fault::Kill, Fault::Pause], 0, true),
+        (102, vec![Fault::TornTail], 0, true),
+        (103, vec![Fault::BitFlip], 0, true),
+        (105, vec![Fault::Partition, Fault::Clock], 0, true),
+        (107, vec![Fault::Kill], 2, true),
+        (104, all, 2, false),
     ];
     let mut summaries = Vec::new();
-    for (seed, faults, every_kind_drawn) in cases {
+    for (seed, faults, workers, every_kind_drawn) in cases {
         let kinds: Vec<&str> = faults.iter().map(|f| f.name()).collect();
         let kinds = if every_kind_drawn { kinds } else { Vec::new() };
-        let summary = run(&config(seed, faults, &root))
+        let summary = run(&config(seed, faults, workers, &root))
             .await
             .unwrap_or_else(|err| panic!("seed {seed}: {err:#}"));
         assert!(summary.violations.is_empty(), "{}", summary.report);
@@ -60,6 +63,12 @@ async fn fixed_seeds_survive_every_fault_kind() {
             summary.acknowledged > 0,
             "seed {seed}: nothing acknowledged"
         );
+        if workers > 0 {
+            assert!(
+                summary.extended > 0,
+                "seed {seed}: no job was granted an extension"
+            );
+        }
         summaries.push(summary);
     }
     eprintln!("{}", summary_table(&summaries));

@@ -29,6 +29,10 @@ struct Args {
     /// Concurrent clients.
     #[arg(long, default_value_t = 4)]
     clients: usize,
+    /// Real worker processes running the jobs: a number (0: clients complete jobs through the
+    /// test-only route), or `auto`: 2 for odd seeds, 0 for even ones.
+    #[arg(long, default_value = "auto")]
+    workers: String,
     /// Keep data directories of passing seeds too.
     #[arg(long)]
     keep_data: bool,
@@ -71,6 +75,12 @@ async fn main() -> anyhow::Result<()> {
     };
     let duration = steward_node::api::parse_duration("duration", &args.duration)
         .map_err(|err| anyhow::anyhow!("--duration: {err:?}"))?;
+    let workers = |seed: u64| -> anyhow::Result<usize> {
+        match args.workers.as_str() {
+            "auto" => Ok(if seed % 2 == 1 { 2 } else { 0 }),
+            count => count.parse().context("--workers takes a number or `auto`"),
+        }
+    };
     let mut summaries = Vec::new();
     let mut failed = false;
     for seed in seeds(&args)? {
@@ -80,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
             duration,
             faults: faults.clone(),
             clients: args.clients,
+            workers: workers(seed)?,
             keep_data: args.keep_data,
             root: args.dir.clone(),
             timing: Timing {

@@ -26,6 +26,7 @@ use crate::api::types::{
     NAMESPACE_HEADER,
 };
 use crate::api::ErrorBody;
+use crate::worker::protocol::WorkerListResponse;
 pub use error::{ClientError, ClientResult};
 
 /// Default per-request deadline. Default: 30 s.
@@ -291,6 +292,12 @@ impl Client {
     pub async fn remove_member(&self, node_id: u64) -> ClientResult<ClusterStatusView> {
         let path = format!("/v1/cluster/members/{node_id}");
         self.run(self.call(Method::DELETE, path, None)).await
+    }
+
+    /// `GET /v1/workers[?stale=true]`: the workers the cluster knows.
+    pub async fn workers(&self, stale: bool) -> ClientResult<WorkerListResponse> {
+        let path = format!("/v1/workers{}", if stale { "?stale=true" } else { "" });
+        self.run(self.call(Method::GET, path, None)).await
     }
 
     /// `GET /metrics` (Prometheus text) from whichever node answers.
