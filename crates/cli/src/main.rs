@@ -4,6 +4,7 @@ mod bench;
 mod cluster_cmd;
 mod dev;
 mod job_cmd;
+mod load;
 mod log_cmd;
 mod output;
 mod server;

@@ -13,6 +13,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 
+use super::cpu::own_cpu_time;
 use super::target::Target;
 
 /// Highest latency the histograms can hold, in nanoseconds (60 s). Default: 60 s.
@@ -75,7 +76,7 @@ pub fn run_point(
     let appenders = appenders.max(1);
     let per_thread_max = (limits.records_max / appenders as u64).max(1);
     let failed = AtomicBool::new(false);
-    let cpu_before = process_cpu();
+    let cpu_before = own_cpu_time();
     // Everyone, the coordinator included, starts the clock together.
     let start = Barrier::new(appenders + 1);
     let results = std::thread::scope(|scope| {
@@ -112,7 +113,7 @@ pub fn run_point(
             .collect::<anyhow::Result<Vec<_>>>()
     })?;
     let mut latency_ns = new_histogram()?;
-    let cpu = process_cpu()
+    let cpu = own_cpu_time()
         .zip(cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
     let mut records = 0;
@@ -183,21 +184,4 @@ fn append_loop(
         }
     }
     Ok(measured)
-}
-
-/// Clock ticks per second of the times in `/proc/*/stat` (`USER_HZ`, fixed at 100 in the Linux
-/// ABI whatever the kernel's internal tick rate).
-const PROC_TICKS_PER_SECOND: u64 = 100;
-
-/// User + system CPU time of this process (all threads, exited ones included) so far.
-fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name start at field 3 (state); utime and stime are
-    // fields 14 and 15.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let user: u64 = fields.next()?.parse().ok()?;
-    let system: u64 = fields.next()?.parse().ok()?;
-    let ticks = user + system;
-    Some(Duration::from_millis(ticks * 1000 / PROC_TICKS_PER_SECOND))
 }

@@ -7,7 +7,6 @@
 //! hand it to `steward log inspect`). It does not measure anything itself.
 
 use std::io::IsTerminal;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::machine::{default_parent, load_average, refuse_tmpfs};
 use super::report::{self, PointResult, Report};
 use super::runner::{run_point, PointLimits, PointMeasurement};
 use super::target::TargetKind;
@@ -58,8 +58,6 @@ struct Plan {
 const FULL_RECOVERY_BYTES: u64 = 1 << 30;
 /// `--quick` recovery log size (64 MiB); reported as reduced.
 const QUICK_RECOVERY_BYTES: u64 = 64 << 20;
-/// `statfs` magic of tmpfs (`TMPFS_MAGIC` in linux/magic.h).
-const TMPFS_MAGIC: i64 = 0x0102_1994;
 
 /// Runs the benchmark described by `args` and prints its report on stdout.
 pub fn run(args: &WalArgs) -> anyhow::Result<()> {
@@ -211,36 +209,6 @@ fn run_cell(
     Ok(points)
 }
 
-/// The system temporary directory if it shares a file system with the working directory
-/// (so the benchmark measures the disk the user is on), else the working directory.
-fn default_parent() -> anyhow::Result<PathBuf> {
-    let cwd = std::env::current_dir().context("read the working directory")?;
-    let tmp = std::env::temp_dir();
-    let same_device = match (std::fs::metadata(&cwd), std::fs::metadata(&tmp)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev(),
-        _ => false,
-    };
-    Ok(if same_device { tmp } else { cwd })
-}
-
-fn refuse_tmpfs(dir: &Path) -> anyhow::Result<()> {
-    let stat =
-        nix::sys::statfs::statfs(dir).with_context(|| format!("statfs {}", dir.display()))?;
-    // The field's integer type differs between targets; the magic fits either way.
-    #[allow(
-        clippy::unnecessary_cast,
-        reason = "f_type is i64 on some targets and not on others"
-    )]
-    let fs_type = stat.filesystem_type().0 as i64;
-    if fs_type == TMPFS_MAGIC {
-        bail!(
-            "{} is on tmpfs (memory): these are disk benchmarks; pass --dir on a real disk",
-            dir.display()
-        );
-    }
-    Ok(())
-}
-
 fn prepare_keep_dir(keep: &Path) -> anyhow::Result<PathBuf> {
     if keep.exists() {
         let mut entries =
@@ -267,19 +235,6 @@ fn progress_bar(total: u64) -> ProgressBar {
         bar.set_style(style);
     }
     bar
-}
-
-/// The first three fields of `/proc/loadavg`, or "unknown".
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Deterministic, incompressible-looking payload bytes (xorshift64), the same for every target.

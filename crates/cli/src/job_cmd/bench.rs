@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use hdrhistogram::Histogram;
 use serde::Serialize;
 use steward_node::api::types::{SubmitJobRequest, WorkflowSpec};
 use steward_node::client::{Client, Url};
 
 use super::{emit, parse_duration_arg};
-use crate::output::{Failure, OutputFormat, EXIT_ERROR};
+use crate::load::{self, Operation, Outcome, Schedule};
+use crate::output::{Failure, OutputFormat};
 
 /// `steward job bench`.
 #[derive(Debug, Args)]
@@ -54,11 +54,37 @@ pub struct BenchReport {
     first_error: Option<String>,
 }
 
-struct ClientResult {
-    latencies: Histogram<u64>,
-    successes: Vec<Instant>,
-    errors: u64,
-    first_error: Option<String>,
+/// One submit of `steward job bench`: a single-workflow job with its own idempotency key, sent
+/// through the CLI's client (which fails over between the servers and retries `503`s itself).
+struct SubmitOperation {
+    client: Client,
+    argument: String,
+    nonce: u64,
+}
+
+impl Operation for SubmitOperation {
+    async fn attempt(&self, task: usize, sequence: u64) -> Result<(), String> {
+        let request = SubmitJobRequest {
+            name: Some(format!("bench-{task}-{sequence}")),
+            labels: Default::default(),
+            workflows: vec![WorkflowSpec {
+                name: "main".to_owned(),
+                command: vec!["true".to_owned(), self.argument.clone()],
+                env: Default::default(),
+                cores: None,
+                timeout_ms: None,
+                working_dir: None,
+            }],
+            timeout_ms: None,
+            retry_budget: None,
+            cancel_grace_ms: None,
+        };
+        let key = format!("bench-{:016x}-{task}-{sequence}", self.nonce);
+        match self.client.submit(&request, Some(&key)).await {
+            Ok(_) => Ok(()),
+            Err(err) => Err(err.to_string()),
+        }
+    }
 }
 
 pub(super) async fn run(
@@ -66,30 +92,24 @@ pub(super) async fn run(
     args: BenchArgs,
     format: OutputFormat,
 ) -> Result<i32, Failure> {
-    let client = Arc::new(ordered_client(client, args.leader_first).await?);
-    let started = Instant::now();
+    let operation = Arc::new(SubmitOperation {
+        client: ordered_client(client, args.leader_first).await?,
+        argument: "x".repeat(args.payload_bytes.max(1)),
+        nonce: rand::random(),
+    });
     let started_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let deadline = started + args.duration;
-    let argument = "x".repeat(args.payload_bytes.max(1));
-    let mut tasks = Vec::new();
-    for task in 0..args.clients.max(1) {
-        let client = client.clone();
-        let argument = argument.clone();
-        let latencies = histogram()?;
-        tasks.push(tokio::spawn(async move {
-            submit_loop(&client, task, &argument, deadline, latencies).await
-        }));
-    }
-    let mut results = Vec::new();
-    for task in tasks {
-        results.push(task.await.map_err(|err| Failure {
-            code: EXIT_ERROR,
-            error: anyhow::anyhow!("bench client task failed: {err}"),
-        })?);
-    }
-    let report = summarize(&args, results, histogram()?, started, started_unix);
+    let schedule = Schedule {
+        clients: args.clients.max(1),
+        start: Instant::now(),
+        warmup: Duration::ZERO,
+        measure: args.duration,
+        retry_pause: Duration::ZERO,
+        operations_max: None,
+    };
+    let outcome = load::run(operation, schedule).await?;
+    let report = summarize(&args, &outcome, schedule.start, started_unix);
     emit(format, &report, || render(&report))
 }
 
@@ -111,108 +131,38 @@ async fn ordered_client(client: &Client, leader_first: bool) -> Result<Client, F
     Ok(Client::new(urls)?)
 }
 
-/// A latency histogram in microseconds, 1 µs to 1 h, three significant digits.
-fn histogram() -> Result<Histogram<u64>, Failure> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).map_err(|err| Failure {
-        code: EXIT_ERROR,
-        error: anyhow::anyhow!("latency histogram: {err}"),
-    })
-}
-
-async fn submit_loop(
-    client: &Client,
-    task: usize,
-    argument: &str,
-    deadline: Instant,
-    latencies: Histogram<u64>,
-) -> ClientResult {
-    let mut result = ClientResult {
-        latencies,
-        successes: Vec::new(),
-        errors: 0,
-        first_error: None,
-    };
-    let mut sequence = 0u64;
-    let nonce: u64 = rand::random();
-    while Instant::now() < deadline {
-        sequence += 1;
-        let request = SubmitJobRequest {
-            name: Some(format!("bench-{task}-{sequence}")),
-            labels: Default::default(),
-            workflows: vec![WorkflowSpec {
-                name: "main".to_owned(),
-                command: vec!["true".to_owned(), argument.to_owned()],
-                env: Default::default(),
-                cores: None,
-                timeout_ms: None,
-                working_dir: None,
-            }],
-            timeout_ms: None,
-            retry_budget: None,
-            cancel_grace_ms: None,
-        };
-        let key = format!("bench-{nonce:016x}-{task}-{sequence}");
-        let sent = Instant::now();
-        match client.submit(&request, Some(&key)).await {
-            Ok(_) => {
-                let now = Instant::now();
-                let micros = now.duration_since(sent).as_micros() as u64;
-                // Out-of-range samples are clamped by the histogram's bounds.
-                let _ = result.latencies.record(micros.max(1));
-                result.successes.push(now);
-            }
-            Err(err) => {
-                result.errors += 1;
-                result.first_error.get_or_insert_with(|| err.to_string());
-            }
-        }
-    }
-    result
-}
-
 fn summarize(
     args: &BenchArgs,
-    results: Vec<ClientResult>,
-    mut latencies: Histogram<u64>,
+    outcome: &Outcome,
     started: Instant,
     started_unix: Duration,
 ) -> BenchReport {
-    let mut successes = Vec::new();
-    let (mut errors, mut first_error) = (0, None);
-    for result in results {
-        // Histograms with the same precision always merge.
-        let _ = latencies.add(&result.latencies);
-        successes.extend(result.successes);
-        errors += result.errors;
-        first_error = first_error.or(result.first_error);
-    }
-    successes.sort();
     let elapsed = started.elapsed().as_secs_f64();
     let (mut gap, mut gap_from, mut gap_to) = (Duration::ZERO, started, started);
     let mut previous = started;
-    for success in &successes {
-        if success.duration_since(previous) > gap {
-            gap = success.duration_since(previous);
-            (gap_from, gap_to) = (previous, *success);
+    for success in &outcome.successes {
+        if success.ended.duration_since(previous) > gap {
+            gap = success.ended.duration_since(previous);
+            (gap_from, gap_to) = (previous, success.ended);
         }
-        previous = *success;
+        previous = success.ended;
     }
     let unix_ms = |at: Instant| (started_unix + at.duration_since(started)).as_millis() as u64;
-    let ms = |micros: u64| micros as f64 / 1000.0;
+    let submitted = outcome.successes.len() as u64;
     BenchReport {
         clients: args.clients,
         duration_s: elapsed,
-        submitted: successes.len() as u64,
-        errors,
-        submits_per_second: successes.len() as f64 / elapsed.max(1e-9),
-        latency_p50_ms: ms(latencies.value_at_quantile(0.50)),
-        latency_p90_ms: ms(latencies.value_at_quantile(0.90)),
-        latency_p99_ms: ms(latencies.value_at_quantile(0.99)),
-        latency_max_ms: ms(latencies.max()),
+        submitted,
+        errors: outcome.errors.len() as u64,
+        submits_per_second: submitted as f64 / elapsed.max(1e-9),
+        latency_p50_ms: outcome.latency_ms(0.50),
+        latency_p90_ms: outcome.latency_ms(0.90),
+        latency_p99_ms: outcome.latency_ms(0.99),
+        latency_max_ms: outcome.latency_micros.max() as f64 / 1000.0,
         max_gap_ms: gap.as_secs_f64() * 1000.0,
         max_gap_from_unix_ms: unix_ms(gap_from),
         max_gap_to_unix_ms: unix_ms(gap_to),
-        first_error,
+        first_error: outcome.first_error.clone(),
     }
 }
 
