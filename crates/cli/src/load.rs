@@ -49,8 +49,13 @@ pub struct Schedule {
     pub start: Instant,
     /// Operations started before `start + warmup` are made but not measured.
     pub warmup: Duration,
-    /// Length of the measurement window after the warm-up; no operation starts after it.
+    /// Length of the measurement window after the warm-up; no operation starts after it,
+    /// except within `overtime`.
     pub measure: Duration,
+    /// A client that has measured no operation by the window end keeps going (new operations
+    /// and retries) for up to this much longer, so that a point whose operations all outlast
+    /// the window still reports a latency instead of nothing. Zero: stop at the window end.
+    pub overtime: Duration,
     /// Pause after a failed attempt before the retry.
     pub retry_pause: Duration,
     /// Stop once this many operations succeeded in all (warm-up included); `None`: no bound
@@ -64,7 +69,7 @@ impl Schedule {
         self.start + self.warmup
     }
 
-    /// End of the measurement window: no operation starts at or after it.
+    /// End of the measurement window: no operation starts at or after it (see `overtime`).
     pub fn window_end(&self) -> Instant {
         self.window_start() + self.measure
     }
@@ -82,10 +87,10 @@ pub struct Success {
 /// What a run measured.
 #[derive(Debug)]
 pub struct Outcome {
-    /// Latency in microseconds, first attempt to success, of every operation started inside
-    /// the window that succeeded.
+    /// Latency in microseconds, first attempt to success, of every operation started at or
+    /// after the window start that succeeded.
     pub latency_micros: Histogram<u64>,
-    /// Operations started inside the window that succeeded.
+    /// Operations started at or after the window start that succeeded.
     pub measured: u64,
     /// From the window start to the end of the last measured operation.
     pub elapsed: Duration,
@@ -121,8 +126,8 @@ pub fn histogram() -> anyhow::Result<Histogram<u64>> {
 }
 
 /// Runs `schedule.clients` clients of `operation` and collects what they measured. Bounded:
-/// no attempt starts after the window end, and each attempt is bounded by the operation's own
-/// timeout.
+/// no attempt starts after the window end plus `overtime`, and each attempt is bounded by the
+/// operation's own timeout.
 pub async fn run<O: Operation>(operation: Arc<O>, schedule: Schedule) -> anyhow::Result<Outcome> {
     let succeeded = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(schedule.clients.max(1));
@@ -195,9 +200,17 @@ async fn client_loop<O: Operation>(
             .operations_max
             .is_some_and(|max| succeeded.load(Ordering::Relaxed) >= max)
     };
+    let end = |measured: u64| {
+        if measured == 0 {
+            window_end + schedule.overtime
+        } else {
+            window_end
+        }
+    };
     let mut sequence = 0u64;
-    // Bounded: every iteration starts before the window end, and so does every retry.
-    while Instant::now() < window_end && !reached_max() {
+    // Bounded: every iteration starts before the window end (plus overtime), and so does every
+    // retry.
+    while Instant::now() < end(trace.measured) && !reached_max() {
         sequence += 1;
         let first_attempt = Instant::now();
         loop {
@@ -224,7 +237,7 @@ async fn client_loop<O: Operation>(
                     trace.errors.push(Instant::now());
                     trace.first_error.get_or_insert(error);
                     operation.failed(client);
-                    if Instant::now() + schedule.retry_pause >= window_end {
+                    if Instant::now() + schedule.retry_pause >= end(trace.measured) {
                         return trace;
                     }
                     tokio::time::sleep(schedule.retry_pause).await;
@@ -273,6 +286,7 @@ mod tests {
             warmup: Duration::from_millis(20),
             measure: Duration::from_millis(150),
             retry_pause: Duration::from_millis(1),
+            overtime: Duration::ZERO,
             operations_max,
         }
     }
@@ -311,6 +325,33 @@ mod tests {
             .all(|w| w[0].ended <= w[1].ended));
         assert!(outcome.elapsed <= plan.measure + Duration::from_millis(200));
         assert!(outcome.latency_ms(0.5) > 0.0);
+    }
+
+    /// Takes longer than any window the test gives it.
+    struct Slow;
+
+    impl Operation for Slow {
+        async fn attempt(&self, _client: usize, _sequence: u64) -> Result<(), String> {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn overtime_lets_every_client_measure_one_operation() {
+        let mut plan = schedule(3, None);
+        plan.warmup = Duration::from_millis(45);
+        plan.measure = Duration::from_millis(1);
+        let without = run(Arc::new(Slow), plan).await.unwrap();
+        assert_eq!(
+            without.measured, 0,
+            "the window closed before a second operation"
+        );
+        plan.start = Instant::now();
+        plan.overtime = Duration::from_secs(5);
+        let with = run(Arc::new(Slow), plan).await.unwrap();
+        assert_eq!(with.measured, 3, "one operation per client, then stop");
+        assert!(with.elapsed < Duration::from_secs(5));
     }
 
     #[tokio::test]

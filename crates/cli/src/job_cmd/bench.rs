@@ -106,6 +106,7 @@ pub(super) async fn run(
         warmup: Duration::ZERO,
         measure: args.duration,
         retry_pause: Duration::ZERO,
+        overtime: Duration::ZERO,
         operations_max: None,
     };
     let outcome = load::run(operation, schedule).await?;

@@ -298,6 +298,27 @@ impl Cluster {
         }
     }
 
+    /// Sends one write to member `slot` and resends it until it succeeds. A fresh cluster's
+    /// first write pays for start-up work no later write does (the new leader's first
+    /// proposals, files created on first use), which a benchmark point should not time. An
+    /// error if none succeeds within [`READY_DEADLINE`].
+    pub async fn prime(&self, slot: usize, payload: &str, timeout: Duration) -> anyhow::Result<()> {
+        let operation = self.write_operation(slot, 1, payload, "prime".to_owned(), timeout)?;
+        let since = Instant::now();
+        loop {
+            match operation.attempt(0, 0).await {
+                Ok(()) => return Ok(()),
+                Err(error) if since.elapsed() > READY_DEADLINE => {
+                    bail!(
+                        "no {} write succeeded within {READY_DEADLINE:?}: {error}",
+                        self.kind
+                    )
+                }
+                Err(_) => tokio::time::sleep(READY_POLL).await,
+            }
+        }
+    }
+
     /// CPU time (user + system) of the running members so far, summed; `None` if any member's
     /// process cannot be read.
     pub fn cpu_time(&self) -> Option<Duration> {

@@ -23,6 +23,10 @@ use crate::load::{self, Schedule};
 pub const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// Lead time between building the clients and their start, so all start together.
 const START_LEAD: Duration = Duration::from_millis(20);
+/// A client that has no measured write by the window end keeps going for up to this long, so a
+/// point still reports a latency when every write outlasts the window (a debug build on a busy
+/// machine in `--quick`). Default: 10 s.
+const OVERTIME: Duration = Duration::from_secs(10);
 
 /// How every point is run.
 #[derive(Clone, Copy, Debug)]
@@ -81,6 +85,7 @@ pub async fn measure(
 ) -> anyhow::Result<PointResult> {
     let mut cluster = Cluster::start(kind, root, programs, None).await?;
     let leader = cluster.leader().await?;
+    cluster.prime(leader, payload, plan.request_timeout).await?;
     let operation =
         cluster.write_operation(leader, clients, payload, run_tag(), plan.request_timeout)?;
     let schedule = Schedule {
@@ -89,6 +94,7 @@ pub async fn measure(
         warmup: plan.warmup,
         measure: plan.measure,
         retry_pause: RETRY_PAUSE,
+        overtime: OVERTIME,
         operations_max: None,
     };
     let running = tokio::spawn(load::run(Arc::new(operation), schedule));
