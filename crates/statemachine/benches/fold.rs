@@ -340,6 +340,7 @@ fn many_jobs(template: &Job, workers: &[Worker], count: u64, retained: u64) -> B
         jobs,
         Vec::new(),
         workers.iter().cloned(),
+        Vec::new(),
     )?)
 }
 

@@ -8,6 +8,9 @@
 //! snapshot: [magic "STSN"][format version u16][bincode 2 standard: Records]
 //! ```
 //!
+//! Older versions still read: schema 1 (the same body: version 2 only appended the
+//! `WorkflowExited` variant) and snapshot format 1 (`Records` without the output records).
+//!
 //! `Records` is the globals, then jobs in id order, idempotency entries in key order, workers in
 //! id order; the state hash is FNV-1a 64 over exactly the snapshot body, so two states with the
 //! same records hash alike on every machine. See `docs/adr/0004-event-schema.md`. This module
@@ -19,17 +22,25 @@ use serde::{Serialize, Serializer};
 
 use crate::{
     BodyHash, Error, Globals, IdempotencyEntry, IdempotencyKey, Job, JobId, JobSpec, Proposal,
-    Result, State, Worker, WorkerId,
+    Result, State, Worker, WorkerId, WorkflowId, WorkflowOutput,
 };
 
 /// Magic at the start of every encoded proposal.
 pub const PROPOSAL_MAGIC: [u8; 4] = *b"STEV";
-/// Event schema version written by this build (the only one it reads).
-pub const EVENT_SCHEMA_VERSION: u16 = 1;
+/// Event schema version written by this build; it also reads every version from
+/// [`EVENT_SCHEMA_VERSION_OLDEST`].
+pub const EVENT_SCHEMA_VERSION: u16 = 2;
+/// Oldest event schema version this build reads.
+pub const EVENT_SCHEMA_VERSION_OLDEST: u16 = 1;
 /// Magic at the start of every snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"STSN";
-/// Snapshot format version written by this build (the only one it reads).
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 1;
+/// Snapshot format version written by this build; it also reads every version from
+/// [`SNAPSHOT_FORMAT_VERSION_OLDEST`].
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 2;
+/// Oldest snapshot format version this build reads.
+pub const SNAPSHOT_FORMAT_VERSION_OLDEST: u16 = 1;
+/// The first snapshot format with output records.
+const SNAPSHOT_FORMAT_WITH_OUTPUTS: u16 = 2;
 /// Largest encoded proposal accepted by the decoder. Default: 64 MiB.
 pub const PROPOSAL_BYTES_MAX: usize = 64 << 20;
 
@@ -65,7 +76,8 @@ pub fn decode_proposal(bytes: &[u8]) -> Result<Proposal> {
             max: PROPOSAL_BYTES_MAX,
         });
     }
-    let body = check_header(bytes, "proposal", PROPOSAL_MAGIC, EVENT_SCHEMA_VERSION)?;
+    let versions = EVENT_SCHEMA_VERSION_OLDEST..=EVENT_SCHEMA_VERSION;
+    let (_, body) = check_header(bytes, "proposal", PROPOSAL_MAGIC, versions)?;
     decode_exact(body, "proposal")
 }
 
@@ -83,13 +95,19 @@ pub fn snapshot(state: &State) -> Result<Vec<u8>> {
 
 /// Rebuilds a state from a snapshot written by [`snapshot`].
 pub fn restore(bytes: &[u8]) -> Result<State> {
-    let body = check_header(bytes, "snapshot", SNAPSHOT_MAGIC, SNAPSHOT_FORMAT_VERSION)?;
-    let records: BoxedRecords = decode_exact(body, "snapshot")?;
+    let versions = SNAPSHOT_FORMAT_VERSION_OLDEST..=SNAPSHOT_FORMAT_VERSION;
+    let (version, body) = check_header(bytes, "snapshot", SNAPSHOT_MAGIC, versions)?;
+    let records: BoxedRecords = if version < SNAPSHOT_FORMAT_WITH_OUTPUTS {
+        decode_exact::<BoxedRecordsV1>(body, "snapshot")?.into()
+    } else {
+        decode_exact(body, "snapshot")?
+    };
     State::from_boxed(
         records.globals,
         records.jobs,
         records.idempotency,
         records.workers,
+        records.outputs,
     )
 }
 
@@ -127,12 +145,13 @@ fn header(magic: [u8; 4], version: u16) -> Vec<u8> {
     bytes
 }
 
+/// Checks magic and version; returns the version found and the body.
 fn check_header<'b>(
     bytes: &'b [u8],
     what: &'static str,
     magic: [u8; 4],
-    version: u16,
-) -> Result<&'b [u8]> {
+    versions: std::ops::RangeInclusive<u16>,
+) -> Result<(u16, &'b [u8])> {
     if bytes.len() < HEADER_BYTES {
         return Err(Error::Truncated {
             what,
@@ -147,14 +166,14 @@ fn check_header<'b>(
     }
     let (found_version, body) = rest.split_at(2);
     let found = u16::from_le_bytes([found_version[0], found_version[1]]);
-    if found != version {
+    if !versions.contains(&found) {
         return Err(Error::UnsupportedVersion {
             what,
             found,
-            supported: version,
+            supported: *versions.end(),
         });
     }
-    Ok(body)
+    Ok((found, body))
 }
 
 /// Decodes the whole body. bincode allocates a string's or byte vector's claimed length before
@@ -207,6 +226,29 @@ struct BoxedRecords {
     jobs: Vec<Box<Job>>,
     idempotency: Vec<IdempotencyEntry>,
     workers: Vec<Worker>,
+    outputs: Vec<WorkflowOutput>,
+}
+
+/// [`BoxedRecords`] as snapshot format 1 wrote it: without output records.
+#[derive(serde::Deserialize)]
+struct BoxedRecordsV1 {
+    globals: Globals,
+    #[allow(clippy::vec_box)]
+    jobs: Vec<Box<Job>>,
+    idempotency: Vec<IdempotencyEntry>,
+    workers: Vec<Worker>,
+}
+
+impl From<BoxedRecordsV1> for BoxedRecords {
+    fn from(old: BoxedRecordsV1) -> BoxedRecords {
+        BoxedRecords {
+            globals: old.globals,
+            jobs: old.jobs,
+            idempotency: old.idempotency,
+            workers: old.workers,
+            outputs: Vec::new(),
+        }
+    }
 }
 
 /// Borrowed twin of [`crate::Records`]: encodes to the same bytes.
@@ -216,6 +258,7 @@ struct RecordsRef<'a> {
     jobs: Values<'a, JobId, Box<Job>>,
     idempotency: Values<'a, IdempotencyKey, IdempotencyEntry>,
     workers: Values<'a, WorkerId, Worker>,
+    outputs: Values<'a, (JobId, WorkflowId), WorkflowOutput>,
 }
 
 fn records_of(state: &State) -> RecordsRef<'_> {
@@ -224,6 +267,7 @@ fn records_of(state: &State) -> RecordsRef<'_> {
         jobs: Values(&state.jobs),
         idempotency: Values(&state.keys),
         workers: Values(&state.workers),
+        outputs: Values(&state.outputs),
     }
 }
 
@@ -390,8 +434,8 @@ mod tests {
         crate::apply(&mut state, crate::LogIndex(1), &proposal);
         let hashes = (state_hash(&empty), state_hash(&state), body_hash(&spec).0);
         let pinned = (
-            0x2039_4626_8d7c_9582,
-            0xbc8b_af98_226e_3c16,
+            0x3de7_b582_6ab2_0be6,
+            0xcf97_7582_8150_1962,
             0x0588_4fcd_61ff_4e86,
         );
         assert_eq!(hashes, pinned, "{hashes:#x?}");

@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{FenceToken, IdempotencyKey, JobId, JobSpec, NodeId, Term, WorkerId, WorkflowRef};
+use crate::{
+    ExitRecord, FenceToken, IdempotencyKey, JobId, JobSpec, NodeId, Term, WorkerId, WorkflowRef,
+};
 
 /// A request to the state machine, validated by `decide` on the leader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +95,10 @@ pub struct WorkerReport {
     pub target: WorkflowRef,
     /// What happened.
     pub kind: ReportKind,
+    /// How the process ended, with a completed, failed or cancelled report (recorded as a
+    /// `WorkflowExited` event before the report's own event; ignored with other kinds).
+    #[serde(default)]
+    pub exit: Option<ExitRecord>,
 }
 
 /// What a worker reports.

@@ -144,6 +144,25 @@ impl fmt::Display for Event {
             Event::WorkerLost { worker } | Event::WorkerDrained { worker } => {
                 write!(formatter, "{name} worker={worker}")
             }
+            Event::WorkflowExited {
+                target,
+                worker,
+                exit,
+            } => {
+                write!(formatter, "{name} {target} worker={worker}")?;
+                if let Some(code) = exit.exit_code {
+                    write!(formatter, " exit_code={code}")?;
+                }
+                if let Some(signal) = exit.signal {
+                    write!(formatter, " signal={signal}")?;
+                }
+                write!(
+                    formatter,
+                    " duration_ms={} output_bytes={}",
+                    exit.duration_ms,
+                    exit.output_tail.len()
+                )
+            }
         }
     }
 }

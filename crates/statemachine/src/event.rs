@@ -9,8 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Attempt, BodyHash, DenialReason, FenceToken, IdempotencyKey, JobId, JobSpec, NodeId, Term,
-    TimeoutReason, WorkerId, WorkflowId,
+    Attempt, BodyHash, DenialReason, ExitRecord, FenceToken, IdempotencyKey, JobId, JobSpec,
+    NodeId, Term, TimeoutReason, WorkerId, WorkflowId,
 };
 
 /// One Raft log entry's payload: events stamped by the leader, applied in order.
@@ -190,6 +190,16 @@ pub enum Event {
         /// The worker.
         worker: WorkerId,
     },
+    /// How an attempt's process ended (code or signal, run time, output tail), appended just
+    /// before the attempt's completed, failed or cancelled event. Added in schema version 2.
+    WorkflowExited {
+        /// The attempt.
+        target: WorkflowRef,
+        /// The reporting worker.
+        worker: WorkerId,
+        /// What the worker reported.
+        exit: ExitRecord,
+    },
 }
 
 impl Event {
@@ -215,6 +225,7 @@ impl Event {
             Event::WorkerRegistered { .. } => "worker_registered",
             Event::WorkerLost { .. } => "worker_lost",
             Event::WorkerDrained { .. } => "worker_drained",
+            Event::WorkflowExited { .. } => "workflow_exited",
         }
     }
 
@@ -227,7 +238,8 @@ impl Event {
             | Event::WorkflowCompleted { target, .. }
             | Event::WorkflowFailed { target, .. }
             | Event::WorkflowCancelled { target, .. }
-            | Event::WorkflowTimedOut { target, .. } => Some(target.job),
+            | Event::WorkflowTimedOut { target, .. }
+            | Event::WorkflowExited { target, .. } => Some(target.job),
             Event::CancelRequested { job, .. }
             | Event::JobCancelled { job, .. }
             | Event::JobTimedOut { job, .. }

@@ -27,6 +27,7 @@ mod event;
 mod ids;
 mod limits;
 mod outcome;
+mod output;
 mod query;
 mod rejection;
 mod replay;
@@ -40,8 +41,8 @@ mod tests;
 pub use crate::apply::apply;
 pub use crate::codec::{
     body_hash, decode_proposal, encode_proposal, restore, snapshot, state_hash,
-    EVENT_SCHEMA_VERSION, PROPOSAL_BYTES_MAX, PROPOSAL_MAGIC, SNAPSHOT_FORMAT_VERSION,
-    SNAPSHOT_MAGIC,
+    EVENT_SCHEMA_VERSION, EVENT_SCHEMA_VERSION_OLDEST, PROPOSAL_BYTES_MAX, PROPOSAL_MAGIC,
+    SNAPSHOT_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION_OLDEST, SNAPSHOT_MAGIC,
 };
 pub use crate::command::{Command, ReportKind, WorkerReport};
 pub use crate::decide::decide;
@@ -53,6 +54,9 @@ pub use crate::ids::{
 };
 pub use crate::limits::*;
 pub use crate::outcome::{ApplyReport, Outcome, StopOrder, Touched};
+pub use crate::output::{
+    last_bytes, ExitRecord, WorkflowOutput, OUTPUT_RECORDS_MAX, OUTPUT_TAIL_BYTES_MAX,
+};
 pub use crate::query::{JobView, Page, Summary, WorkflowView};
 pub use crate::rejection::Rejection;
 pub use crate::replay::{fold, Replayer, StopAt};

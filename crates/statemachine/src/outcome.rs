@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     DenialReason, FenceToken, IdempotencyKey, JobId, JobStatus, LogIndex, NodeId, Rejection, Term,
-    WorkerId, WorkflowRef,
+    WorkerId, WorkflowId, WorkflowRef,
 };
 
 /// The result of applying one event.
@@ -116,6 +116,8 @@ pub struct Touched {
     pub idempotency_keys: BTreeSet<IdempotencyKey>,
     /// Workers changed.
     pub workers: BTreeSet<WorkerId>,
+    /// Output records written or dropped, by (job, workflow).
+    pub outputs: BTreeSet<(JobId, WorkflowId)>,
     /// The globals changed (always true for an applied proposal: the last index moves).
     pub globals: bool,
 }

@@ -10,6 +10,7 @@
 //! This module does not decide anything on its own initiative: no timer, no scan.
 
 pub(crate) mod jobs;
+mod outputs;
 mod transitions;
 pub(crate) mod workers;
 pub(crate) mod workflows;
@@ -106,7 +107,8 @@ fn apply_event(state: &mut State, context: &mut Context<'_>, event: &Event) -> A
         | Event::WorkflowProgress { .. }
         | Event::WorkflowCompleted { .. }
         | Event::WorkflowFailed { .. }
-        | Event::WorkflowCancelled { .. } => workflows::report(state, context, event),
+        | Event::WorkflowCancelled { .. }
+        | Event::WorkflowExited { .. } => workflows::report(state, context, event),
         Event::WorkflowTimedOut {
             target,
             fence_token,

@@ -5,7 +5,7 @@ use crate::apply::{Applied, Context};
 use crate::limits::ERROR_BYTES_MAX;
 use crate::{
     Attempt, Event, FailureCause, FenceToken, Happening, Job, JobStatus, Outcome, Rejection, State,
-    StopOrder, WorkerId, WorkerStatus, WorkflowRef, WorkflowState, WorkflowStatus,
+    StopOrder, WorkerId, WorkerStatus, WorkflowOutput, WorkflowRef, WorkflowState, WorkflowStatus,
 };
 
 pub(super) fn dispatch(
@@ -119,6 +119,16 @@ pub(crate) fn check_report(state: &State, event: &Event) -> Result<WorkflowRef, 
             &[WorkflowStatus::Cancelling],
             "confirm cancellation",
         ),
+        Event::WorkflowExited { target, worker, .. } => (
+            target,
+            worker,
+            &[
+                WorkflowStatus::Dispatched,
+                WorkflowStatus::Running,
+                WorkflowStatus::Cancelling,
+            ],
+            "record the exit of",
+        ),
         _ => {
             let reason = format!("{} is not a worker report", event.name());
             return Err(Rejection::InvalidField {
@@ -199,6 +209,17 @@ pub(super) fn report(state: &mut State, context: &mut Context<'_>, event: &Event
             let cancel = |runtime: &mut WorkflowState| runtime.status = WorkflowStatus::Cancelled;
             state.transition(context, job, workflow, cancel, what);
             state.settle(context, job);
+        }
+        Event::WorkflowExited { worker, exit, .. } => {
+            let output = WorkflowOutput {
+                job,
+                workflow,
+                attempt: target.attempt,
+                worker: *worker,
+                at_ms: now_ms,
+                exit: exit.clone().bounded(),
+            };
+            state.record_output(context, output);
         }
         _ => {}
     }

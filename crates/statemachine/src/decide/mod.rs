@@ -71,9 +71,9 @@ pub fn decide(state: &State, command: Command, now_ms: u64) -> Result<Vec<Event>
             Ok(vec![Event::CancelRequested { job, fence_token }])
         }
         Command::Report(report) => {
-            let event = report_event(report);
+            let (exited, event) = report_events(report);
             check_report(state, &event)?;
-            Ok(vec![event])
+            Ok(exited.into_iter().chain([event]).collect())
         }
         Command::RequestExtension {
             job,
@@ -140,13 +140,27 @@ pub fn decide(state: &State, command: Command, now_ms: u64) -> Result<Vec<Event>
     }
 }
 
-fn report_event(report: WorkerReport) -> Event {
+/// The report's own event, preceded by a `WorkflowExited` when an exit report carries the
+/// process's exit details.
+fn report_events(report: WorkerReport) -> (Option<Event>, Event) {
     let WorkerReport {
         worker,
         target,
         kind,
+        exit,
     } = report;
-    match kind {
+    let ends_attempt = matches!(
+        kind,
+        ReportKind::Completed | ReportKind::Failed { .. } | ReportKind::Cancelled
+    );
+    let exited = exit
+        .filter(|_| ends_attempt)
+        .map(|exit| Event::WorkflowExited {
+            target,
+            worker,
+            exit: exit.bounded(),
+        });
+    let event = match kind {
         ReportKind::Started => Event::WorkflowStarted { target, worker },
         ReportKind::Progress { progress } => Event::WorkflowProgress {
             target,
@@ -161,7 +175,8 @@ fn report_event(report: WorkerReport) -> Event {
             exit_code,
         },
         ReportKind::Cancelled => Event::WorkflowCancelled { target, worker },
-    }
+    };
+    (exited, event)
 }
 
 fn decide_extension(

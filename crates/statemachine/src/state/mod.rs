@@ -19,7 +19,10 @@ pub use self::job::{
     TimeoutRecord, WorkflowState,
 };
 pub use self::records::{Globals, IdempotencyEntry, Worker};
-use crate::{Error, IdempotencyKey, JobId, Result, StateConfig, WorkerId};
+use crate::{
+    Error, IdempotencyKey, JobId, Result, StateConfig, WorkerId, WorkflowId, WorkflowOutput,
+    OUTPUT_RECORDS_MAX,
+};
 
 /// The job domain's state: a pure fold of applied proposals.
 #[derive(Debug, Clone)]
@@ -30,6 +33,8 @@ pub struct State {
     pub(crate) jobs: BTreeMap<JobId, Box<Job>>,
     pub(crate) keys: BTreeMap<IdempotencyKey, IdempotencyEntry>,
     pub(crate) workers: BTreeMap<WorkerId, Worker>,
+    /// Latest exit per (job, workflow), bounded by [`crate::OUTPUT_RECORDS_MAX`].
+    pub(crate) outputs: BTreeMap<(JobId, WorkflowId), WorkflowOutput>,
     pub(crate) index: Indexes,
 }
 
@@ -61,6 +66,13 @@ impl<'a> Parts<'a> {
     pub fn workers(&self) -> impl DoubleEndedIterator<Item = &'a Worker> + ExactSizeIterator {
         self.state.workers.values()
     }
+
+    /// Every output record, by (job, workflow).
+    pub fn outputs(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = &'a WorkflowOutput> + ExactSizeIterator {
+        self.state.outputs.values()
+    }
 }
 
 /// Owned records, the unit of snapshots.
@@ -74,6 +86,8 @@ pub struct Records {
     pub idempotency: Vec<IdempotencyEntry>,
     /// Workers in id order.
     pub workers: Vec<Worker>,
+    /// Output records in (job, workflow) order (snapshot format 2 and later).
+    pub outputs: Vec<WorkflowOutput>,
 }
 
 impl Default for State {
@@ -95,6 +109,7 @@ impl State {
             jobs: BTreeMap::new(),
             keys: BTreeMap::new(),
             workers: BTreeMap::new(),
+            outputs: BTreeMap::new(),
             index: Indexes::default(),
         }
     }
@@ -134,6 +149,18 @@ impl State {
         self.keys.values()
     }
 
+    /// The latest recorded exit of the workflow, if it is still kept.
+    pub fn output(&self, job: JobId, workflow: WorkflowId) -> Option<&WorkflowOutput> {
+        self.outputs.get(&(job, workflow))
+    }
+
+    /// The kept exits of the job's workflows, in workflow order.
+    pub fn outputs_of(&self, job: JobId) -> impl Iterator<Item = &WorkflowOutput> {
+        self.outputs
+            .range((job, WorkflowId(0))..=(job, WorkflowId(u32::MAX)))
+            .map(|(_, output)| output)
+    }
+
     /// Cores held on the worker by dispatched, running or cancelling workflows.
     pub fn cores_used(&self, worker: WorkerId) -> u32 {
         self.index.cores_used.get(&worker).copied().unwrap_or(0)
@@ -151,6 +178,7 @@ impl State {
             jobs: self.jobs.values().map(|job| Job::clone(job)).collect(),
             idempotency: self.keys.values().cloned().collect(),
             workers: self.workers.values().cloned().collect(),
+            outputs: self.outputs.values().cloned().collect(),
         }
     }
 
@@ -161,6 +189,7 @@ impl State {
         jobs: impl IntoIterator<Item = Job>,
         idempotency: impl IntoIterator<Item = IdempotencyEntry>,
         workers: impl IntoIterator<Item = Worker>,
+        outputs: impl IntoIterator<Item = WorkflowOutput>,
     ) -> Result<State> {
         let jobs = jobs.into_iter().map(Box::new).collect();
         State::from_boxed(
@@ -168,6 +197,7 @@ impl State {
             jobs,
             idempotency.into_iter().collect(),
             workers.into_iter().collect(),
+            outputs.into_iter().collect(),
         )
     }
 
@@ -178,6 +208,7 @@ impl State {
             records.jobs,
             records.idempotency,
             records.workers,
+            records.outputs,
         )
     }
 
@@ -191,6 +222,7 @@ impl State {
         mut jobs: Vec<Box<Job>>,
         mut idempotency: Vec<IdempotencyEntry>,
         mut workers: Vec<Worker>,
+        outputs: Vec<WorkflowOutput>,
     ) -> Result<State> {
         globals.config.validate()?;
         workers.sort_unstable_by_key(|worker| worker.id);
@@ -238,6 +270,7 @@ impl State {
                 )));
             }
         }
+        let outputs = check_outputs(outputs, &jobs)?;
         let index = Indexes::build(jobs.iter().map(|job| &**job), &idempotency);
         Ok(State {
             globals,
@@ -247,9 +280,47 @@ impl State {
                 .map(|entry| (entry.key.clone(), entry))
                 .collect(),
             workers,
+            outputs,
             index,
         })
     }
+}
+
+/// Keys the output records, refusing duplicates, too many, and records of missing workflows.
+// Boxed on purpose, as in `from_boxed`.
+#[allow(clippy::vec_box)]
+fn check_outputs(
+    outputs: Vec<WorkflowOutput>,
+    jobs: &[Box<Job>],
+) -> Result<BTreeMap<(JobId, WorkflowId), WorkflowOutput>> {
+    if outputs.len() > OUTPUT_RECORDS_MAX {
+        return Err(inconsistent(format!(
+            "{} output records, more than the bound {OUTPUT_RECORDS_MAX}",
+            outputs.len()
+        )));
+    }
+    let mut keyed = BTreeMap::new();
+    for output in outputs {
+        let key = (output.job, output.workflow);
+        let known = jobs
+            .binary_search_by_key(&output.job, |job| job.id)
+            .ok()
+            .and_then(|at| jobs.get(at))
+            .is_some_and(|job| job.workflow(output.workflow).is_some());
+        if !known {
+            return Err(inconsistent(format!(
+                "output of job {} workflow {} names a missing workflow",
+                output.job, output.workflow
+            )));
+        }
+        if keyed.insert(key, output).is_some() {
+            return Err(inconsistent(format!(
+                "output of job {} workflow {} appears twice",
+                key.0, key.1
+            )));
+        }
+    }
+    Ok(keyed)
 }
 
 fn inconsistent(what: String) -> Error {

@@ -116,6 +116,29 @@ impl Sim {
         };
         self.exec(Command::Report(WorkerReport {
             worker: WorkerId(worker),
+            exit: None,
+            target,
+            kind,
+        }))
+    }
+
+    /// A report with exit details (what the node sends for an ended attempt).
+    pub fn report_exit(
+        &mut self,
+        job: JobId,
+        workflow: u32,
+        worker: u64,
+        kind: ReportKind,
+        exit: crate::ExitRecord,
+    ) -> Outcome {
+        let target = WorkflowRef {
+            job,
+            workflow: WorkflowId(workflow),
+            attempt: self.attempt(job, workflow),
+        };
+        self.exec(Command::Report(WorkerReport {
+            worker: WorkerId(worker),
+            exit: Some(exit),
             target,
             kind,
         }))

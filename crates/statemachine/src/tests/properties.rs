@@ -185,10 +185,20 @@ fn proposals_for(sim: &Sim, step: &Step) -> Vec<Vec<Event>> {
                     },
                     _ => ReportKind::Cancelled,
                 };
+                // Exit reports carry exit details, so output records are folded, snapshotted
+                // and rebuilt like every other record.
+                let ends = !matches!(kind, ReportKind::Started | ReportKind::Progress { .. });
+                let exit = ends.then(|| crate::ExitRecord {
+                    exit_code: Some(0),
+                    signal: None,
+                    duration_ms: target.attempt.0.into(),
+                    output_tail: format!("attempt {} said bye", target.attempt),
+                });
                 let report = WorkerReport {
                     worker,
                     target,
                     kind,
+                    exit,
                 };
                 // Raw, so that invalid transitions reach apply and must be refused there.
                 let event = match decide(state, Command::Report(report.clone()), sim.now_ms) {
@@ -252,6 +262,7 @@ fn raw_report(report: WorkerReport) -> Event {
         worker,
         target,
         kind,
+        exit: _,
     } = report;
     match kind {
         ReportKind::Started => Event::WorkflowStarted { target, worker },
@@ -428,6 +439,7 @@ proptest! {
             parts.jobs().rev().cloned(),
             parts.idempotency().cloned(),
             parts.workers().cloned(),
+            parts.outputs().rev().cloned(),
         ).unwrap();
         prop_assert_eq!(state_hash(&rebuilt), state_hash(&sim.state));
     }

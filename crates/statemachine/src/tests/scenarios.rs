@@ -327,6 +327,7 @@ fn timeout_applied_before_a_completion_wins() {
     sim.advance(10_001);
     let completion = Command::Report(crate::WorkerReport {
         worker: WorkerId(1),
+        exit: None,
         target: crate::WorkflowRef {
             job,
             workflow: WorkflowId(0),
@@ -588,6 +589,7 @@ fn losing_a_worker_requeues_its_work_and_refuses_its_reports() {
     );
     let late = Command::Report(crate::WorkerReport {
         worker: WorkerId(1),
+        exit: None,
         target: crate::WorkflowRef {
             job,
             workflow: WorkflowId(0),
