@@ -111,6 +111,7 @@ impl Leader {
             worker: WorkerId(worker),
             target,
             kind,
+            exit: None,
         }));
     }
 

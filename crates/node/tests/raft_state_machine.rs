@@ -14,7 +14,8 @@ use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilde
 use steward_node::raft::state_machine::StateMachineStore;
 use steward_node::raft::{NodeId, ProposalBytes, TypeConfig};
 use steward_statemachine::{
-    decide, encode_proposal, state_hash, Command, JobSpec, Outcome, Proposal, WorkflowSpec,
+    decide, encode_proposal, state_hash, Command, ExitRecord, JobSpec, Outcome, Proposal,
+    ReportKind, Term, WorkerId, WorkerReport, WorkflowId, WorkflowRef, WorkflowSpec,
 };
 
 fn open(dir: &Path) -> StateMachineStore {
@@ -58,6 +59,99 @@ async fn apply_jobs(sm: &mut StateMachineStore, from: u64, count: u64) -> Vec<Ou
 
 fn hash(sm: &StateMachineStore) -> u64 {
     sm.shared().read(state_hash)
+}
+
+/// Decides `command` against the applied state and applies it as the entry at `index`.
+async fn apply_command(sm: &mut StateMachineStore, index: u64, command: Command) -> Vec<Outcome> {
+    let stamp_ms = 1_000 + index;
+    let events = sm
+        .shared()
+        .read(|state| decide(state, command, stamp_ms))
+        .unwrap();
+    let payload = ProposalBytes(Bytes::from(
+        encode_proposal(&Proposal { stamp_ms, events }).unwrap(),
+    ));
+    let entry = Entry::<TypeConfig> {
+        log_id: log_id(index),
+        payload: EntryPayload::Normal(payload),
+    };
+    let responses = sm.apply(vec![entry]).await.unwrap();
+    responses.into_iter().flat_map(|r| r.outcomes).collect()
+}
+
+#[tokio::test]
+async fn exit_records_survive_reopen_from_sled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sm = open(tmp.path());
+    let worker = WorkerId(9);
+    let register = Command::RegisterWorker {
+        worker,
+        cores: 1,
+        address: "127.0.0.1:1".into(),
+    };
+    apply_command(&mut sm, 1, register).await;
+    apply_command(
+        &mut sm,
+        2,
+        Command::BecomeLeader {
+            term: Term(1),
+            node: steward_statemachine::NodeId(1),
+        },
+    )
+    .await;
+    let outcomes = apply_jobs(&mut sm, 3, 1).await;
+    let Some(Outcome::JobAccepted { job }) = outcomes.first().cloned() else {
+        panic!("{outcomes:?}");
+    };
+    apply_command(&mut sm, 5, Command::DispatchPending { max_assignments: 1 }).await;
+    let target = WorkflowRef {
+        job,
+        workflow: WorkflowId(0),
+        attempt: sm
+            .shared()
+            .read(|s| s.job(job).unwrap().workflows[0].attempt),
+    };
+    let report = |kind, exit| {
+        Command::Report(WorkerReport {
+            worker,
+            target,
+            kind,
+            exit,
+        })
+    };
+    apply_command(&mut sm, 6, report(ReportKind::Started, None)).await;
+    let exit = ExitRecord {
+        exit_code: Some(0),
+        signal: None,
+        duration_ms: 12,
+        output_tail: "all done\n".into(),
+    };
+    let outcomes = apply_command(
+        &mut sm,
+        7,
+        report(ReportKind::Completed, Some(exit.clone())),
+    )
+    .await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| !matches!(o, Outcome::Rejected { .. })),
+        "{outcomes:?}"
+    );
+    let before = hash(&sm);
+    drop(sm);
+
+    let sm = open(tmp.path());
+    assert_eq!(
+        hash(&sm),
+        before,
+        "the sled view rebuilds the output records too"
+    );
+    let kept = sm
+        .shared()
+        .read(|s| s.output(job, WorkflowId(0)).cloned())
+        .unwrap();
+    assert_eq!(kept.exit, exit);
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use nix::sys::signal::killpg;
 use nix::unistd::Pid;
 use steward_node::api::ApiOptions;
-use steward_node::worker::protocol::{LogsResponse, WorkerListResponse};
+use steward_node::worker::protocol::{LogSource, LogsResponse, WorkerListResponse};
 use steward_node::worker::AgentConfig;
 use steward_node::{Consistency, Node, NodeConfig, PeerConfig};
 use steward_statemachine::{
@@ -222,6 +222,59 @@ async fn jobs_run_complete_fail_and_report_output() {
         .unwrap();
     assert_eq!(listed.workers.len(), 2);
     assert!(listed.workers.iter().all(|w| w.last_seen_ms_ago.is_some()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exit_and_output_tail_outlive_the_worker() {
+    let manager = start_manager().await;
+    let work = tempfile::tempdir().unwrap();
+    let worker = start_worker(&manager, 21, 1, work.path());
+    let node = &manager.node;
+    // More output than the replicated tail keeps: only its end survives the worker.
+    let script = "i=0; while [ $i -lt 300 ]; do echo line-$i-padding-padding; i=$((i+1)); done; \
+                  echo last-line; exit 3";
+    let mut job_spec = JobSpec::new("chatty", vec![sh("talk", script)]);
+    job_spec.retry_budget = 0;
+    let job = submit(node, job_spec).await;
+    let view = wait_terminal(node, job, Duration::from_secs(20)).await;
+    assert_eq!(view.status, JobStatus::Failed, "{view:#?}");
+    let live = logs(&manager, job).await;
+    assert_eq!(live.logs.len(), 1, "{live:#?}");
+    assert_eq!(live.logs[0].source, LogSource::Worker);
+    assert!(live.logs[0].tail.len() > steward_statemachine::OUTPUT_TAIL_BYTES_MAX);
+
+    drop(worker);
+    // Once the worker's endpoint is gone, the answer comes from the replicated exit record.
+    let mut gone = logs(&manager, job).await;
+    for _ in 0..50 {
+        if gone.logs.first().map(|l| l.source) == Some(LogSource::Replicated) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        gone = logs(&manager, job).await;
+    }
+    assert_eq!(gone.logs.len(), 1, "{gone:#?}");
+    let replicated = &gone.logs[0];
+    assert_eq!(replicated.source, LogSource::Replicated, "{gone:#?}");
+    assert_eq!(replicated.workflow_name, "talk");
+    assert_eq!(replicated.worker, 21);
+    assert_eq!(replicated.exit_code, Some(3));
+    assert_eq!(replicated.signal, None);
+    assert!(!replicated.running);
+    assert!(replicated
+        .tail
+        .ends_with("line-299-padding-padding\nlast-line\n"));
+    assert!(replicated.tail.len() <= steward_statemachine::OUTPUT_TAIL_BYTES_MAX);
+    assert!(live.logs[0].tail.ends_with(&replicated.tail));
+    let recorded = node
+        .read(Consistency::Stale, move |s| {
+            s.output(job, steward_statemachine::WorkflowId(0)).cloned()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(recorded.exit.output_tail, replicated.tail);
+    assert_eq!(recorded.exit.duration_ms, replicated.duration_ms);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,7 +42,8 @@ enum JobCommand {
     Wait(WaitArgs),
     /// Show a job's timeline (every event about it, oldest first).
     History(ReadArgs),
-    /// Show the output tails (last 64 KiB) of a job's workflows, fetched from their workers.
+    /// Show the output tails of a job's workflows: the last 64 KiB from their workers, or the
+    /// last 2 KiB replicated with each exit when a worker is gone.
     Logs(crate::worker_cmd::LogsArgs),
     /// Load generator: N concurrent clients submitting jobs; throughput and latency.
     Bench(bench::BenchArgs),

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use steward_node::worker::protocol::{LogsResponse, WorkerListResponse};
+use steward_node::worker::protocol::{LogSource, LogsResponse, WorkerListResponse};
 
 /// One line per worker.
 pub fn workers(answer: &WorkerListResponse) -> String {
@@ -53,10 +53,14 @@ pub fn logs(answer: &LogsResponse) -> String {
             (false, None, Some(signal)) => format!("signal {signal}"),
             (false, None, None) => "did not start".to_owned(),
         };
+        let source = match log.source {
+            LogSource::Worker => "",
+            LogSource::Replicated => " (replicated tail: the worker did not answer)",
+        };
         // Writing to a String cannot fail.
         let _ = writeln!(
             out,
-            "== {} (workflow {}, attempt {}) on worker {}: {}, {} ms ==",
+            "== {} (workflow {}, attempt {}) on worker {}: {}, {} ms =={source}",
             log.workflow_name,
             log.target.workflow.0,
             log.target.attempt.0,
@@ -70,7 +74,10 @@ pub fn logs(answer: &LogsResponse) -> String {
         }
     }
     if answer.logs.is_empty() {
-        out.push_str("(no output: the workflows have not run, or their workers are gone)\n");
+        out.push_str(
+            "(no output: the workflows have not run, or their workers are gone and their exit \
+             records were dropped)\n",
+        );
     }
     out
 }

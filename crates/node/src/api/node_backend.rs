@@ -464,6 +464,7 @@ async fn complete_for_test(
                 worker,
                 target,
                 kind,
+                exit: None,
             })
         };
         let (command, exit_reported) = match runtime.status {

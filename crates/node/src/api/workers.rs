@@ -6,7 +6,7 @@
 //! here: a follower's "not leader" is forwarded by the `forward` layer.
 
 use std::any::Any;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
@@ -26,9 +26,10 @@ use super::node_backend::node_error;
 use super::{respond, ApiState};
 use crate::worker::hub::Hub;
 use crate::worker::protocol::{
-    self, AttemptLog, ExtensionRequest, ExtensionResponse, GossipSeed, LogsResponse, PollRequest,
-    PollResponse, RegisterRequest, RegisterResponse, ReportRequest, ReportResponse,
-    WorkerListResponse, WorkerView, LEASE_MS_MIN, POLL_WAIT_MS_MAX, PROTOCOL_VERSION,
+    self, AttemptLog, ExitDetails, ExtensionRequest, ExtensionResponse, GossipSeed, LogSource,
+    LogsResponse, PollRequest, PollResponse, RegisterRequest, RegisterResponse, ReportRequest,
+    ReportResponse, WorkerListResponse, WorkerView, LEASE_MS_MIN, POLL_WAIT_MS_MAX,
+    PROTOCOL_VERSION,
 };
 use crate::{Consistency, Node};
 
@@ -249,6 +250,7 @@ pub async fn report<B: Backend>(
         worker,
         target: request.target,
         kind,
+        exit: request.exit.map(ExitDetails::into_record),
     });
     let answer = match node.execute(command).await {
         Ok(Outcome::Rejected { reason }) | Err(crate::Error::Rejected(reason)) => refused(&reason),
@@ -362,7 +364,8 @@ pub async fn list<B: Backend>(
     )
 }
 
-/// `GET /v1/jobs/{id}/logs[?workflow=NAME]`: asks the workers named in the job's workflows.
+/// `GET /v1/jobs/{id}/logs[?workflow=NAME]`: asks the workers named in the job's workflows,
+/// and falls back to the replicated exit record of any attempt no worker answered for.
 pub async fn logs<B: Backend>(
     State(state): State<ApiState<B>>,
     Path(id): Path<String>,
@@ -392,20 +395,58 @@ pub async fn logs<B: Backend>(
                     addresses.insert(address);
                 }
             }
-            Some(addresses)
+            Some((addresses, replicated_logs(s, record, wanted.as_deref())))
         })
         .await;
-    let addresses = match found {
-        Ok(Some(addresses)) => addresses,
+    let (addresses, replicated) = match found {
+        Ok(Some(found)) => found,
         Ok(None) => return respond::error(BackendError::Api(ApiError::job_not_found(job))),
         Err(err) => return respond::error(node_error(err)),
     };
-    let mut logs: Vec<AttemptLog> = Vec::new();
+    let mut logs: BTreeMap<WorkflowRef, AttemptLog> = BTreeMap::new();
     for address in addresses {
-        logs.extend(fetch_logs(&state.forwarder, &address, job, workflow.as_deref()).await);
+        for log in fetch_logs(&state.forwarder, &address, job, workflow.as_deref()).await {
+            logs.insert(log.target, log);
+        }
     }
-    logs.sort_by_key(|log| log.target);
-    Json(LogsResponse { logs }).into_response()
+    for log in replicated {
+        logs.entry(log.target).or_insert(log);
+    }
+    Json(LogsResponse {
+        logs: logs.into_values().collect(),
+    })
+    .into_response()
+}
+
+/// The replicated exit records of the job's workflows (all, or the one named `wanted`).
+fn replicated_logs(
+    s: &steward_statemachine::State,
+    record: &steward_statemachine::Job,
+    wanted: Option<&str>,
+) -> Vec<AttemptLog> {
+    s.outputs_of(record.id)
+        .filter_map(|output| {
+            let spec = record.spec.workflows.get(output.workflow.0 as usize)?;
+            if wanted.is_some_and(|name| name != spec.name) {
+                return None;
+            }
+            Some(AttemptLog {
+                target: WorkflowRef {
+                    job: output.job,
+                    workflow: output.workflow,
+                    attempt: output.attempt,
+                },
+                workflow_name: spec.name.clone(),
+                worker: output.worker.0,
+                running: false,
+                exit_code: output.exit.exit_code,
+                signal: output.exit.signal,
+                duration_ms: output.exit.duration_ms,
+                tail: output.exit.output_tail.clone(),
+                source: LogSource::Replicated,
+            })
+        })
+        .collect()
 }
 
 async fn fetch_logs(

@@ -70,6 +70,7 @@ fn merge(into: &mut Touched, from: Touched) {
     into.jobs.extend(from.jobs);
     into.idempotency_keys.extend(from.idempotency_keys);
     into.workers.extend(from.workers);
+    into.outputs.extend(from.outputs);
     into.globals |= from.globals;
 }
 

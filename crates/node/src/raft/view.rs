@@ -1,5 +1,5 @@
 //! The sled materialized view: the state machine's records (globals, jobs, idempotency keys,
-//! workers) plus openraft's applied log id, membership and the removed node ids, written in one
+//! workers, output records) plus openraft's applied log id, membership and the removed node ids, written in one
 //! atomic batch per applied batch. ADR 0007.
 //!
 //! The view is a cache, not the truth: sled 0.34's flush is not a durable sync on Linux, so after
@@ -12,7 +12,9 @@ use std::path::Path;
 use openraft::{LogId, StoredMembership};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use steward_statemachine::{Globals, IdempotencyEntry, Job, State, Touched, Worker};
+use steward_statemachine::{
+    Globals, IdempotencyEntry, Job, JobId, State, Touched, Worker, WorkflowId, WorkflowOutput,
+};
 
 use crate::error::{Error, Result};
 use crate::raft::{NodeId, PeerNode};
@@ -31,6 +33,9 @@ const KEY_RAFT: &[u8] = b"m/raft";
 const PREFIX_JOB: &[u8] = b"j/";
 const PREFIX_KEY: &[u8] = b"k/";
 const PREFIX_WORKER: &[u8] = b"w/";
+/// Output records, keyed by job id and workflow position (big-endian). Views written before
+/// output records existed have none, which is what their state had.
+const PREFIX_OUTPUT: &[u8] = b"o/";
 
 /// openraft's part of the applied state, kept beside the records.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +68,12 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], key: &[u8]) -> Result<T> {
                 e,
             )
         })
+}
+
+fn output_key(job: JobId, workflow: WorkflowId) -> Vec<u8> {
+    let mut key = keyed(PREFIX_OUTPUT, &job.0.to_be_bytes());
+    key.extend_from_slice(&workflow.0.to_be_bytes());
+    key
 }
 
 fn keyed(prefix: &[u8], id: &[u8]) -> Vec<u8> {
@@ -126,7 +137,8 @@ impl View {
         let jobs: Vec<Job> = self.scan(PREFIX_JOB)?;
         let keys: Vec<IdempotencyEntry> = self.scan(PREFIX_KEY)?;
         let workers: Vec<Worker> = self.scan(PREFIX_WORKER)?;
-        let state = State::from_records(globals, jobs, keys, workers).map_err(|e| {
+        let outputs: Vec<WorkflowOutput> = self.scan(PREFIX_OUTPUT)?;
+        let state = State::from_records(globals, jobs, keys, workers, outputs).map_err(|e| {
             Error::storage(format!("rebuild state from {}", self.path.display()), e)
         })?;
         Ok(Some((state, meta)))
@@ -169,6 +181,13 @@ impl View {
                 None => batch.remove(key),
             }
         }
+        for (job, workflow) in &touched.outputs {
+            let key = output_key(*job, *workflow);
+            match state.output(*job, *workflow) {
+                Some(output) => batch.insert(key, encode(output)?),
+                None => batch.remove(key),
+            }
+        }
         self.db.apply_batch(batch).map_err(self.err("write"))
     }
 
@@ -193,6 +212,9 @@ impl View {
                 keyed(PREFIX_WORKER, &worker.id.0.to_be_bytes()),
                 encode(worker)?,
             );
+        }
+        for output in state.parts().outputs() {
+            batch.insert(output_key(output.job, output.workflow), encode(output)?);
         }
         self.db.apply_batch(batch).map_err(self.err("write"))
     }

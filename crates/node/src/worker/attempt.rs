@@ -16,8 +16,8 @@ use super::agent::Shared;
 use super::link::Answer;
 use super::process::{ExitKind, ProcessExit, ProcessSpec, RunningProcess};
 use super::protocol::{
-    Assignment, AttemptLog, ExitDetails, ExtensionRequest, ExtensionResponse, ReportRequest,
-    ReportResponse, StopReason, PROTOCOL_VERSION,
+    Assignment, AttemptLog, ExitDetails, ExtensionRequest, ExtensionResponse, LogSource,
+    ReportRequest, ReportResponse, StopReason, PROTOCOL_VERSION,
 };
 
 /// How often a running attempt looks at its progress and deadline. Default: 100 ms.
@@ -49,6 +49,7 @@ pub fn start(shared: Arc<Shared>, assignment: Assignment) -> Arc<AttemptHandle> 
             signal: None,
             duration_ms: 0,
             tail: String::new(),
+            source: LogSource::Worker,
         }),
     });
     tokio::spawn(run(shared, assignment, handle.clone(), stop_rx));
@@ -128,6 +129,11 @@ async fn run(
             ExitKind::Code(_) => None,
         },
         duration_ms: exit.duration_ms,
+        output_tail: steward_statemachine::last_bytes(
+            &exit.tail,
+            steward_statemachine::OUTPUT_TAIL_BYTES_MAX,
+        )
+        .to_owned(),
     });
     let kind = match stopped {
         Some(StopReason::Cancel) => Some(ReportKind::Cancelled),

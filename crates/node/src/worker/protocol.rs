@@ -172,6 +172,24 @@ pub struct ExitDetails {
     pub signal: Option<i32>,
     /// Run time.
     pub duration_ms: u64,
+    /// The last bytes of stdout and stderr (at most
+    /// [`steward_statemachine::OUTPUT_TAIL_BYTES_MAX`]; the leader cuts longer ones), replicated
+    /// with the exit so the output outlives the worker. Absent from older workers: empty.
+    #[serde(default)]
+    pub output_tail: String,
+}
+
+impl ExitDetails {
+    /// The replicated record of this exit.
+    pub fn into_record(self) -> steward_statemachine::ExitRecord {
+        steward_statemachine::ExitRecord {
+            exit_code: self.exit_code,
+            signal: self.signal,
+            duration_ms: self.duration_ms,
+            output_tail: self.output_tail,
+        }
+        .bounded()
+    }
 }
 
 /// Answer to a report: `applied` false means the state refused it (a duplicate or a stale
@@ -260,8 +278,24 @@ pub struct AttemptLog {
     pub signal: Option<i32>,
     /// Run time so far.
     pub duration_ms: u64,
-    /// The last bytes (at most 64 KiB) of stdout and stderr.
+    /// The last bytes of stdout and stderr: at most 64 KiB from the worker, at most
+    /// [`steward_statemachine::OUTPUT_TAIL_BYTES_MAX`] from the replicated exit record.
     pub tail: String,
+    /// Where the tail comes from.
+    #[serde(default)]
+    pub source: LogSource,
+}
+
+/// Where an [`AttemptLog`] comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogSource {
+    /// The worker that ran the attempt (its full tail, live while running).
+    #[default]
+    Worker,
+    /// The exit record replicated with the attempt's exit report (the worker was unreachable
+    /// or no longer has it).
+    Replicated,
 }
 
 /// Attempts held by `worker` (dispatched, running or cancelling), scanning unfinished jobs.
