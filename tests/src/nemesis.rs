@@ -107,7 +107,12 @@ pub async fn run(
             Fault::Kill => kill(cluster, slot, hold, history).await?,
             Fault::Pause => pause(cluster, slot, hold, history).await?,
             Fault::TornTail => torn_tail(cluster, slot, hold, rng, history).await?,
-            Fault::BitFlip => bit_flip(cluster, slot, rng, history).await?,
+            Fault::BitFlip => {
+                if !bit_flip(cluster, slot, rng, history).await? {
+                    *injected.entry("bitflip-skipped").or_insert(0) += 1;
+                    continue;
+                }
+            }
             Fault::Partition => {
                 let hold = Duration::from_millis(rng.gen_range(election_ms * 2..election_ms * 6));
                 partition(cluster, hold, rng, history).await?
@@ -219,15 +224,27 @@ fn lose_tail(cluster: &mut Cluster, history: &History) -> anyhow::Result<()> {
 }
 
 /// Bit flip, refusal, then the operator procedure: remove the node, wipe, re-join as a new id.
+/// `false` when the log was too small to damage (the node was only killed and restarted).
 async fn bit_flip(
     cluster: &mut Cluster,
     slot: usize,
     rng: &mut StdRng,
     history: &History,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let id = cluster.slots[slot].id;
     cluster.kill(slot)?;
-    let fault = faults::bit_flip(&cluster.slots[slot].wal_dir(), rng)?;
+    let fault = match faults::bit_flip(&cluster.slots[slot].wal_dir(), rng) {
+        Ok(fault) => fault,
+        // A node that just re-joined from a snapshot may hold too few records to damage.
+        Err(err) => {
+            history.note(format!(
+                "kill -9 slot {} (node {id}); no bit flip: {err:#}; restart",
+                slot + 1
+            ));
+            cluster.restart(slot)?;
+            return Ok(false);
+        }
+    };
     history.note(format!(
         "kill -9 slot {} (node {id}), {} at {}:{}",
         slot + 1,
@@ -265,7 +282,7 @@ async fn bit_flip(
         "operator procedure: removed node {old}, wiped slot {}, re-joined as node {new}",
         slot + 1
     ));
-    Ok(())
+    Ok(true)
 }
 
 /// Sets every slot's blocked peers through `POST /v1/test-only/partition` (empty heals).

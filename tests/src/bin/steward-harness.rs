@@ -83,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut summaries = Vec::new();
     let mut failed = false;
+    let mut errors = Vec::new();
     for seed in seeds(&args)? {
         let config = RunConfig {
             seed,
@@ -98,7 +99,16 @@ async fn main() -> anyhow::Result<()> {
                 ..Timing::default()
             },
         };
-        let summary = run(&config).await.with_context(|| format!("seed {seed}"))?;
+        // A harness error (a node that would not start, a fault that could not be set up) is
+        // not a verdict on the system; it is reported and the next seed runs.
+        let summary = match run(&config).await {
+            Ok(summary) => summary,
+            Err(err) => {
+                eprintln!("seed {seed}: harness error: {err:#}");
+                errors.push(format!("seed {seed}: {err:#}"));
+                continue;
+            }
+        };
         if !summary.violations.is_empty() {
             failed = true;
             eprintln!("{}", summary.report);
@@ -107,8 +117,14 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", summary_table(&summaries[summaries.len() - 1..]));
     }
     println!("{}", summary_table(&summaries));
+    for error in &errors {
+        println!("harness error (no verdict): {error}");
+    }
     if failed {
         bail!("violations found (seeds above; data directories kept)");
+    }
+    if !errors.is_empty() {
+        bail!("{} seed(s) ended in a harness error (above)", errors.len());
     }
     Ok(())
 }
