@@ -29,8 +29,14 @@ pub struct Violation {
 /// What every node holds after healing, by slot.
 #[derive(Debug, Clone, Default)]
 pub struct FinalState {
-    /// Each node's jobs, read at one applied index.
+    /// Each node's jobs, read at one applied index (when settled: every slot in order; when
+    /// not: only the reachable node that applied the most).
     pub jobs: Vec<BTreeMap<u64, JobView>>,
+    /// The slot (0-based) each entry of `jobs` was read from.
+    pub slots: Vec<usize>,
+    /// Why the nodes never settled on one applied index, if they did not: a convergence
+    /// violation; the other checks then run on the most advanced reachable node alone.
+    pub unsettled: Option<String>,
     /// Each node's state hash, read at that same index.
     pub hashes: Vec<StateHashView>,
     /// The offline replay of each node's data directory up to its live hash's index (after
@@ -64,13 +70,23 @@ pub const CHECKS: [&str; 6] = [
 pub fn check_all(history: &History, state: &FinalState, model: Model) -> Vec<Violation> {
     let ops = history.ops();
     let mut violations = Vec::new();
-    durability(&ops, &state.jobs, &mut violations);
+    if let Some(why) = &state.unsettled {
+        violations.push(Violation {
+            check: "convergence",
+            job: None,
+            at_ms: history.now_ms(),
+            message: why.clone(),
+        });
+    }
+    durability(&ops, state, &mut violations);
     exactly_once(&ops, &state.jobs, &mut violations);
     legal_histories(&ops, &mut violations);
     timeouts_honoured(&state.jobs, &mut violations);
     linearizability(&ops, model, &mut violations);
-    convergence(&state.jobs, &mut violations);
-    hashes_converge(state, &mut violations);
+    if state.unsettled.is_none() {
+        convergence(&state.jobs, &mut violations);
+        hashes_converge(state, &mut violations);
+    }
     violations
 }
 
@@ -85,12 +101,12 @@ fn violation(check: &'static str, op: &Op, message: String) -> Violation {
 
 /// Every acknowledged submit's job is on every node with the acknowledged name; every
 /// acknowledged terminal status is the final status everywhere.
-fn durability(ops: &[Op], state: &[BTreeMap<u64, JobView>], out: &mut Vec<Violation>) {
+fn durability(ops: &[Op], state: &FinalState, out: &mut Vec<Violation>) {
     for op in ops {
         let Outcome::Ok { job, status, .. } = &op.outcome else {
             continue;
         };
-        for (slot, jobs) in state.iter().enumerate() {
+        for (slot, jobs) in state.slots.iter().copied().zip(&state.jobs) {
             let Some(view) = jobs.get(job) else {
                 out.push(violation(
                     "durability",
@@ -144,11 +160,26 @@ fn exactly_once(ops: &[Op], state: &[BTreeMap<u64, JobView>], out: &mut Vec<Viol
     for (key, views) in &by_key {
         if views.len() > 1 {
             let ids: Vec<u64> = views.iter().map(|v| v.id).collect();
+            // The submits that carried the key, so the race shows in the report.
+            let submits: Vec<String> = ops
+                .iter()
+                .filter(|op| matches!(&op.kind, OpKind::Submit { key: Some(k), .. } if k == key))
+                .map(|op| {
+                    format!(
+                        "\n    {}..{} ms client {} -> node {} => {:?}",
+                        op.invoke_ms, op.complete_ms, op.client, op.node, op.outcome
+                    )
+                })
+                .collect();
             out.push(Violation {
                 check: "exactly_once",
                 job: Some(ids[0]),
                 at_ms: 0,
-                message: format!("idempotency key {key:?} has {} jobs: {ids:?}", views.len()),
+                message: format!(
+                    "idempotency key {key:?} has {} jobs: {ids:?}; its submits:{}",
+                    views.len(),
+                    submits.concat()
+                ),
             });
         }
     }
@@ -514,9 +545,9 @@ mod tests {
     #[test]
     fn hashes_must_agree_live_and_offline() {
         let state = |hashes: Vec<StateHashView>, replayed: Vec<Replayed>| FinalState {
-            jobs: Vec::new(),
             hashes,
             replayed,
+            ..FinalState::default()
         };
         let mut out = Vec::new();
         let same = vec![hash(9, 1), hash(9, 1)];

@@ -1,5 +1,6 @@
-//! File faults on a stopped node's WAL: a torn tail after the last whole record and a bit flip
-//! inside a record that is followed by good ones.
+//! File faults on a stopped node's WAL: a torn tail after the last whole record, a bit flip
+//! inside a record that is followed by good ones, and a power loss (the records the node never
+//! made durable vanish).
 //!
 //! A torn tail here only damages bytes after the last whole record (an append that was in
 //! flight when the process died, never acknowledged); it deliberately never cuts a whole
@@ -11,7 +12,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use rand::Rng;
-use steward_log::{scan_dir, SegmentInfo, SegmentState};
+use steward_log::{read_dir_records, scan_dir, SegmentInfo, SegmentState};
+
+use crate::page_cache;
 
 /// Size of a segment header (mirrors the WAL format).
 const SEGMENT_HEADER_BYTES: u64 = 32;
@@ -105,6 +108,68 @@ pub fn bit_flip(wal: &Path, rng: &mut impl Rng) -> anyhow::Result<FileFault> {
             segment.state, segment.records
         ),
     })
+}
+
+/// A power loss on a killed node: the records of the active segment that lie wholly past the
+/// first page the kernel still holds dirty (written, never `fsync`ed) are zeroed, as if they
+/// had never reached the disk. Records in that first dirty page stay (losing less than a power
+/// loss could is sound; losing synced bytes would not be). `None` when nothing was unsynced.
+/// Dirty pages in sealed segments are reported, not cut (a roll must have synced them).
+pub fn power_loss(wal: &Path) -> anyhow::Result<Option<FileFault>> {
+    // Probe before reading anything: the probe drops clean pages, so it goes first, and only
+    // the active segment's data is read afterwards (from disk).
+    let mut segments: Vec<String> = std::fs::read_dir(wal)
+        .with_context(|| format!("listing {}", wal.display()))?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.len() == 24 && name.ends_with(".wal"))
+        .collect();
+    segments.sort();
+    let Some(active) = segments.pop() else {
+        return Ok(None);
+    };
+    let mut sealed_dirty = Vec::new();
+    for name in &segments {
+        if let Some(offset) = page_cache::first_unsynced_page(&wal.join(name))? {
+            sealed_dirty.push(format!("{name}@{offset}"));
+        }
+    }
+    let file = wal.join(&active);
+    let Some(dirty) = page_cache::first_unsynced_page(&file)? else {
+        return Ok(None);
+    };
+    let first_index: u64 = active.trim_end_matches(".wal").parse()?;
+    let threshold = dirty + page_cache::page_bytes();
+    let (mut cut, mut end, mut lost) = (None, 0u64, 0u64);
+    for record in read_dir_records(wal, first_index..u64::MAX)? {
+        let record = record.with_context(|| format!("reading {}", wal.display()))?;
+        if record.segment != active || record.offset < threshold {
+            continue;
+        }
+        cut.get_or_insert((record.offset, record.index.0));
+        end = record.offset + record.frame_bytes;
+        lost += 1;
+    }
+    let Some((offset, first_lost)) = cut else {
+        return Ok(None);
+    };
+    let mut handle = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .with_context(|| format!("opening {}", file.display()))?;
+    handle.seek(SeekFrom::Start(offset))?;
+    handle.write_all(&vec![0u8; usize::try_from(end - offset)?])?;
+    handle.sync_all()?;
+    let mut what = format!(
+        "power loss: {lost} unsynced records from index {first_lost} gone (first dirty page at \
+         {dirty})"
+    );
+    if !sealed_dirty.is_empty() {
+        what.push_str(&format!(
+            "; sealed segments with dirty pages (not cut): {}",
+            sealed_dirty.join(", ")
+        ));
+    }
+    Ok(Some(FileFault { file, offset, what }))
 }
 
 /// Checker self-test only: cuts the active segment back to `keep_percent` of its records' bytes,

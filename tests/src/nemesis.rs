@@ -1,6 +1,7 @@
 //! The seeded nemesis: every 0.5–1.5 s one fault, drawn from the enabled kinds, injected and
 //! healed before the next (kill, pause, torn tail, bit flip with the operator procedure,
-//! partitions through the node's test-only transport switch, leader clock jumps).
+//! partitions through the node's test-only transport switch, leader clock jumps, power loss of
+//! one node or all).
 //!
 //! It deliberately never overlaps two faults: each one ends with every node up and every link
 //! healed, so a violation's timeline names one cause.
@@ -118,6 +119,14 @@ pub async fn run(
                 partition(cluster, hold, rng, history).await?
             }
             Fault::Clock => clock_jump(cluster, hold, rng, history).await?,
+            Fault::PowerLoss => {
+                let victims = if rng.gen_bool(0.5) {
+                    (0..cluster.slots.len()).collect()
+                } else {
+                    vec![slot]
+                };
+                power_loss(cluster, &victims, hold, history).await?
+            }
             Fault::LoseTail => lose_tail(cluster, history)?,
         }
         *injected.entry(fault.name()).or_insert(0) += 1;
@@ -201,6 +210,42 @@ async fn torn_tail(
     tokio::time::sleep(hold).await;
     cluster.restart(slot)?;
     history.note(format!("restart slot {}", slot + 1));
+    Ok(())
+}
+
+/// `victims` lose power together: SIGKILL each, drop what each never synced, restart after
+/// `hold`.
+async fn power_loss(
+    cluster: &mut Cluster,
+    victims: &[usize],
+    hold: Duration,
+    history: &History,
+) -> anyhow::Result<()> {
+    for victim in victims {
+        cluster.kill(*victim)?;
+    }
+    for victim in victims {
+        let id = cluster.slots[*victim].id;
+        let lost = faults::power_loss(&cluster.slots[*victim].wal_dir())?;
+        history.note(match lost {
+            Some(fault) => format!(
+                "power off slot {} (node {id}), {} at {}:{}",
+                victim + 1,
+                fault.what,
+                fault.file.display(),
+                fault.offset
+            ),
+            None => format!(
+                "power off slot {} (node {id}): every WAL record was synced",
+                victim + 1
+            ),
+        });
+    }
+    tokio::time::sleep(hold).await;
+    for victim in victims {
+        cluster.restart(*victim)?;
+    }
+    history.note(format!("power back on {} slot(s)", victims.len()));
     Ok(())
 }
 

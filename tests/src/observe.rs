@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use steward_node::api::types::{JobView, StateHashView};
 use steward_node::client::{Client, ListQuery};
 
@@ -22,7 +22,8 @@ pub const SETTLE_DEADLINE: Duration = Duration::from_secs(30);
 /// Waits until every node has applied the leader's commit index, then reads each node's jobs
 /// and state hash; the reads count only if no node applied anything meanwhile (leader duties
 /// keep proposing, e.g. dispatches), so the states compared are at the same applied index.
-/// An error names the indexes when they never held still for [`SETTLE_DEADLINE`].
+/// When the indexes never hold still for [`SETTLE_DEADLINE`], the state is marked unsettled
+/// and holds the jobs of the reachable node that applied the most.
 pub async fn final_state(cluster: &Cluster) -> anyhow::Result<FinalState> {
     let deadline = Instant::now() + SETTLE_DEADLINE;
     let clients: Vec<Client> = (0..cluster.slots.len())
@@ -44,19 +45,44 @@ pub async fn final_state(cluster: &Cluster) -> anyhow::Result<FinalState> {
             if applied_indexes(cluster, &clients).await? == before {
                 return Ok(FinalState {
                     jobs,
+                    slots: (0..clients.len()).collect(),
+                    unsettled: None,
                     hashes,
                     replayed: Vec::new(),
                 });
             }
         }
         if Instant::now() > deadline {
-            bail!(
+            let why = format!(
                 "nodes did not hold one applied index for {SETTLE_DEADLINE:?}: \
                  (applied, committed) by slot {before:?}"
             );
+            return most_advanced(&clients, &before, why).await;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The unsettled state: the jobs of the reachable node with the highest applied index.
+async fn most_advanced(
+    clients: &[Client],
+    applied: &[Option<(u64, u64)>],
+    why: String,
+) -> anyhow::Result<FinalState> {
+    let best = applied
+        .iter()
+        .enumerate()
+        .filter_map(|(slot, a)| Some((a.as_ref()?.0, slot)))
+        .max();
+    let mut state = FinalState {
+        unsettled: Some(why),
+        ..FinalState::default()
+    };
+    if let Some((_, slot)) = best {
+        state.jobs.push(all_jobs(&clients[slot]).await?);
+        state.slots.push(slot);
+    }
+    Ok(state)
 }
 
 async fn applied_indexes(

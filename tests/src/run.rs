@@ -42,6 +42,9 @@ pub enum Fault {
     Partition,
     /// Jump the leader's clock forward or back, then set it right.
     Clock,
+    /// One node, or every node at once, loses power: SIGKILL, and the WAL records it never
+    /// made durable (still dirty in the page cache) are gone; restart.
+    PowerLoss,
     /// Checker self-test, never in the default set: SIGKILL every node and cut whole synced
     /// records from every WAL (what acknowledging before fsync does on a power loss). The
     /// checks must fail.
@@ -59,6 +62,7 @@ impl Fault {
             "lose-tail" => Fault::LoseTail,
             "partition" => Fault::Partition,
             "clock" => Fault::Clock,
+            "power-loss" => Fault::PowerLoss,
             other => bail!("unknown fault `{other}`"),
         })
     }
@@ -72,6 +76,7 @@ impl Fault {
             Fault::BitFlip => "bitflip",
             Fault::Partition => "partition",
             Fault::Clock => "clock",
+            Fault::PowerLoss => "power-loss",
             Fault::LoseTail => "lose-tail",
         }
     }

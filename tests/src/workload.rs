@@ -1,6 +1,6 @@
 //! The seeded client workload: concurrent clients sending mixed submits (with and without
 //! idempotency keys, same-key duplicates with the same and a different body, to different
-//! nodes), repeated cancels, linearizable status reads and workflow completions, each recorded
+//! nodes, a third of first submits sent twice at once to two nodes), repeated cancels, linearizable status reads and workflow completions, each recorded
 //! in the [`History`].
 //!
 //! Jobs end in one of two ways, fixed per run: clients complete them through the [`Completer`]
@@ -185,29 +185,52 @@ impl Workload {
             counter += 1;
             let node = rng.gen_range(0..self.clients.len());
             let kind = self.choose(index, counter, &mut rng, &shared);
+            // A third of the first submits of a key are sent twice at once, to two different
+            // nodes, so the duplicates race through `decide` on the leader.
+            let fresh = format!("c{index}-{counter}");
+            let twin = matches!(&kind, OpKind::Submit { key: Some(_), name } if *name == fresh)
+                && self.clients.len() > 1
+                && rng.gen_bool(0.3);
+            let other = (node + rng.gen_range(1..self.clients.len().max(2))) % self.clients.len();
             let invoke_ms = self.history.now_ms();
-            let outcome = self.execute(node, &kind).await;
-            if let (OpKind::Submit { key, name }, Outcome::Ok { job, no_change, .. }) =
-                (&kind, &outcome)
-            {
-                let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
-                if !no_change {
-                    shared.jobs.push(*job);
-                }
-                if let Some(key) = key {
-                    shared.keys.push((key.clone(), name.clone()));
-                }
+            let answers = if twin {
+                let (a, b) = tokio::join!(self.execute(node, &kind), self.execute(other, &kind));
+                vec![(node, a), (other, b)]
+            } else {
+                vec![(node, self.execute(node, &kind).await)]
+            };
+            let complete_ms = self.history.now_ms();
+            for (node, outcome) in answers {
+                self.remember(&kind, &outcome, &shared);
+                self.history.record(Op {
+                    seq: 0,
+                    client: index,
+                    node,
+                    kind: kind.clone(),
+                    invoke_ms,
+                    complete_ms,
+                    outcome,
+                });
             }
-            self.history.record(Op {
-                seq: 0,
-                client: index,
-                node,
-                kind,
-                invoke_ms,
-                complete_ms: self.history.now_ms(),
-                outcome,
-            });
             tokio::time::sleep(Duration::from_millis(rng.gen_range(0..20))).await;
+        }
+    }
+
+    /// Shares an acknowledged submit's job and key with the other clients.
+    fn remember(&self, kind: &OpKind, outcome: &Outcome, shared: &Mutex<Shared>) {
+        let (OpKind::Submit { key, name }, Outcome::Ok { job, no_change, .. }) = (kind, outcome)
+        else {
+            return;
+        };
+        let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+        if !no_change {
+            shared.jobs.push(*job);
+        }
+        if let Some(key) = key
+            .as_ref()
+            .filter(|k| !shared.keys.iter().any(|(o, _)| o == *k))
+        {
+            shared.keys.push((key.clone(), name.clone()));
         }
     }
 

@@ -35,6 +35,7 @@ async fn fixed_seeds_survive_every_fault_kind() {
         Fault::BitFlip,
         Fault::Partition,
         Fault::Clock,
+        Fault::PowerLoss,
     ];
     // (seed, kinds, workers, every kind must be drawn)
     let cases = [
@@ -42,6 +43,7 @@ async fn fixed_seeds_survive_every_fault_kind() {
         (102, vec![Fault::TornTail], 0, true),
         (103, vec![Fault::BitFlip], 0, true),
         (105, vec![Fault::Partition, Fault::Clock], 0, true),
+        (106, vec![Fault::PowerLoss], 0, true),
         (107, vec![Fault::Kill], 2, true),
         (104, all, 2, false),
     ];

@@ -22,9 +22,12 @@ struct Args {
     /// Workload duration under faults (`60s`, `10m`, `500ms`).
     #[arg(long, default_value = "60s")]
     duration: String,
-    /// Fault kinds, comma-separated: kill,pause,torn-tail,bitflip,partition,clock (and the
-    /// checker self-test lose-tail).
-    #[arg(long, default_value = "kill,pause,torn-tail,bitflip,partition,clock")]
+    /// Fault kinds, comma-separated: kill,pause,torn-tail,bitflip,partition,clock,power-loss
+    /// (and the checker self-test lose-tail).
+    #[arg(
+        long,
+        default_value = "kill,pause,torn-tail,bitflip,partition,clock,power-loss"
+    )]
     faults: String,
     /// Concurrent clients.
     #[arg(long, default_value_t = 4)]
