@@ -132,17 +132,16 @@ impl Membership {
             return;
         }
         match member.state {
-            MemberState::Alive => {
-                self.start_suspicion(update.id, update.incarnation, from);
-                self.broadcasts.push(*update);
-                self.probe_soon(update.id);
+            MemberState::Alive => self.suspect_on_hearsay(update, from),
+            // A suspicion at a higher incarnation than ours means the member refuted the one
+            // we hold (we have not heard yet) and was suspected again: a new suspicion with
+            // its own timer and confirmations. Only raising the incarnation would leave our
+            // timer on an incarnation the member no longer has, and the member SUSPECT for
+            // ever.
+            MemberState::Suspect if update.incarnation > member.incarnation => {
+                self.suspect_on_hearsay(update, from)
             }
             MemberState::Suspect => {
-                if update.incarnation > member.incarnation {
-                    if let Some(member) = self.members.get_mut(&update.id) {
-                        member.incarnation = update.incarnation;
-                    }
-                }
                 if self.confirm_suspicion(update.id, from) {
                     self.broadcasts.push(*update);
                 }
@@ -150,6 +149,13 @@ impl Membership {
             // UNCONFIRMED members are never suspected; the dead and departed stay so.
             MemberState::Unconfirmed | MemberState::Dead | MemberState::Left => {}
         }
+    }
+
+    /// Start a suspicion someone else reported, pass it on, and check the member ourselves.
+    fn suspect_on_hearsay(&mut self, update: &Update, from: NodeId) {
+        self.start_suspicion(update.id, update.incarnation, from);
+        self.broadcasts.push(*update);
+        self.probe_soon(update.id);
     }
 
     fn apply_dead(&mut self, update: &Update) {
