@@ -1,6 +1,7 @@
 //! The state machine through its public API, one exchange at a time: bad datagrams are
 //! dropped and counted, pings are acked with a coordinate, a suspicion carried by a ping is
-//! refuted at once (buddy system), a graceful leave is seen as LEFT, stale timers are no-ops.
+//! refuted at once (buddy system), a relay's nack does not wait on the relay's own health, a
+//! graceful leave is seen as LEFT, stale timers are no-ops.
 
 use std::net::SocketAddr;
 
@@ -102,6 +103,75 @@ fn a_suspicion_carried_by_a_ping_is_refuted_at_once() {
         .updates
         .iter()
         .any(|u| u.id == NodeId(1) && u.kind == UpdateKind::Alive && u.incarnation.0 == 1));
+}
+
+fn packet_from(from: u64, message: Message) -> Vec<u8> {
+    encode(&Packet {
+        sender: NodeId(from),
+        sender_addr: addr(from),
+        sender_role: Role::Manager,
+        sender_incarnation: Incarnation(0),
+        message,
+        updates: Vec::new(),
+    })
+    .unwrap_or_else(|e| panic!("encode: {e}"))
+}
+
+fn timers(effects: &[Effect]) -> Vec<(u64, TimerToken)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SetTimer { token, at_ms } => Some((*at_ms, *token)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_unhealthy_relay_still_nacks_within_the_requesters_window_and_forwards_a_late_ack() {
+    // The relay refutes five suspicions about itself: its local health score rises to 5
+    // (timeouts × 6).
+    let config = Config {
+        refute_interval_ms: 0,
+        ..Config::default()
+    };
+    let mut relay = Membership::new(config.clone(), NodeId(1), addr(1), Role::Manager, 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for claim in 0..5 {
+        relay.handle_packet(addr(2), &ping(2, 1, Some(Incarnation(claim))), 0);
+    }
+    assert_eq!(relay.local_health(), 5);
+    let start = 1_000;
+    let request = Message::PingReq {
+        seq: 77,
+        target: NodeId(3),
+        target_addr: addr(3),
+    };
+    let effects = relay.handle_packet(addr(2), &packet_from(2, request), start);
+    let relayed_seq = sends(&effects)
+        .into_iter()
+        .find_map(|(to, p)| match p.message {
+            Message::Ping { seq, .. } if to == addr(3) => Some(seq),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("the relay did not ping the target"));
+    // The requester's indirect window is at least the base probe timeout (500 ms); the nack
+    // comes at 80% of it, not 80% of the relay's own scaled timeout (2 400 ms).
+    let mut pending = timers(&effects);
+    pending.sort();
+    let (nack_at, nack_token) = pending[0];
+    assert_eq!(nack_at - start, config.probe_timeout_ms * 8 / 10);
+    let nack = relay.handle_timer(nack_token, nack_at);
+    assert!(sends(&nack).iter().any(|(to, p)| *to == addr(2)
+        && matches!(p.message, Message::Nack { seq: 77, target } if target == NodeId(3))));
+    // The target answers after the nack but within the relay's own timeout: still vouched for.
+    let ack = Message::Ack {
+        seq: relayed_seq,
+        coordinate: None,
+    };
+    let late = relay.handle_packet(addr(3), &packet_from(3, ack), nack_at + 300);
+    assert!(sends(&late).iter().any(|(to, p)| *to == addr(2)
+        && matches!(p.message, Message::IndirectAck { seq: 77, target } if target == NodeId(3))));
 }
 
 #[test]

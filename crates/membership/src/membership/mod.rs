@@ -58,6 +58,7 @@ enum TimerKind {
     ProbeTick,
     ProbeDirectTimeout { seq: u32 },
     ProbeEnd { seq: u32 },
+    RelayNack { seq: u32 },
     RelayTimeout { seq: u32 },
     ConfirmTimeout { seq: u32 },
     Suspicion { id: NodeId },
@@ -239,6 +240,7 @@ impl Membership {
             TimerKind::ProbeTick => self.probe_tick(),
             TimerKind::ProbeDirectTimeout { seq } => self.probe_direct_timeout(seq),
             TimerKind::ProbeEnd { seq } => self.probe_end(seq),
+            TimerKind::RelayNack { seq } => self.relay_nack(seq),
             TimerKind::RelayTimeout { seq } => self.relay_timeout(seq),
             TimerKind::ConfirmTimeout { seq } => {
                 self.pings.remove(&seq);

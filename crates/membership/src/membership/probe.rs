@@ -6,7 +6,7 @@ use super::{Membership, OutstandingPing, ProbeRound, Purpose, TimerKind};
 use crate::types::{MemberState, NodeId};
 use crate::wire::{Message, UpdateKind};
 
-/// A relay sends its nack after this share of its probe timeout.
+/// A relay sends its nack after this share of the base (unscaled) probe timeout.
 const RELAY_NACK_PERCENT: u64 = 80;
 
 /// Suspects queued for an out-of-turn probe.
@@ -237,28 +237,43 @@ impl Membership {
                 suspicion: None,
             },
         );
-        // Nack before the requester's indirect window closes (it is as long as its direct
-        // timeout, which is about ours), so a healthy relay's nack is never counted as missed.
-        let timeout = self.probe_timeout_ms(target) * RELAY_NACK_PERCENT / 100;
+        // The nack promises the requester that we, the relay, are healthy. Its window after
+        // the ping-req is at least its own scaled probe timeout, so at least the base timeout
+        // (every scale factor is >= 1); we nack at 80% of the base, unscaled. Scaling it by
+        // our own health multiplier would make our nack late whenever *we* are unhealthy, and
+        // a healthy requester would count it as missed and raise its own score: a slow node
+        // would spread its slowness to everyone it relays for.
+        let nack_ms = self.config.probe_timeout_ms * RELAY_NACK_PERCENT / 100;
+        self.set_timer_in(nack_ms.max(1), TimerKind::RelayNack { seq });
+        // The target's ack is still awaited (and forwarded) for our full adaptive timeout, so
+        // a distant or slow target that answers after the nack is still vouched for.
+        let timeout = self.probe_timeout_ms(target).max(nack_ms);
         self.set_timer_in(timeout.max(1), TimerKind::RelayTimeout { seq });
     }
 
-    pub(super) fn relay_timeout(&mut self, seq: u32) {
-        let Some(ping) = self.pings.remove(&seq) else {
+    /// The relayed ping is still unanswered at the nack time: tell the requester (Lifeguard).
+    pub(super) fn relay_nack(&mut self, seq: u32) {
+        let Some(ping) = self.pings.get(&seq) else {
             return;
         };
         if let Purpose::Relay { origin, origin_seq } = ping.purpose {
             if self.config.lifeguard {
+                let target = ping.target;
                 self.metrics.nacks_sent += 1;
                 self.send(
                     origin,
                     Message::Nack {
                         seq: origin_seq,
-                        target: ping.target,
+                        target,
                     },
                 );
             }
         }
+    }
+
+    /// The relayed ping was never answered: stop waiting for it.
+    pub(super) fn relay_timeout(&mut self, seq: u32) {
+        self.pings.remove(&seq);
     }
 
     pub(super) fn gossip_tick(&mut self) {
