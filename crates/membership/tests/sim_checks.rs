@@ -3,7 +3,9 @@
 
 mod sim;
 
-use sim::experiments::{cluster, detection, false_positives, Kind};
+use std::time::Duration;
+
+use sim::experiments::{cluster, detection, false_positives, quantile, Kind};
 
 const SEED: u64 = 0x5EED_0001;
 
@@ -28,6 +30,56 @@ fn a_crashed_node_is_declared_dead_by_every_live_node_within_the_bound() {
     assert!(
         (worst as f64) <= bound_ms,
         "seed {SEED:#x}: slowest detection {worst} ms exceeds the {bound_ms} ms bound"
+    );
+}
+
+#[test]
+fn foca_is_compared_with_our_budgets() {
+    // The comparison is only fair if foca probes, times out, asks for help and waits on a
+    // suspicion exactly as long as our defaults do (its own LAN defaults suspect for 4, not 5,
+    // probe periods per log10 n).
+    let ours = steward_membership::Config::default();
+    for n in [8, 16, 64] {
+        let foca = sim::foca_node::matched_config(&ours, n);
+        assert_eq!(
+            foca.probe_period,
+            Duration::from_millis(ours.probe_interval_ms)
+        );
+        assert_eq!(foca.probe_rtt, Duration::from_millis(ours.probe_timeout_ms));
+        assert_eq!(foca.num_indirect_probes.get(), ours.indirect_probes);
+        let suspicion_ms =
+            steward_membership::suspicion_base_ms(ours.suspicion_mult, n, ours.probe_interval_ms);
+        assert_eq!(
+            foca.suspect_to_down_after.as_millis(),
+            suspicion_ms.round() as u128
+        );
+        let lan = sim::foca_node::lan_defaults(n);
+        assert!(
+            lan.suspect_to_down_after < foca.suspect_to_down_after,
+            "n = {n}"
+        );
+    }
+}
+
+#[test]
+fn detection_time_matches_foca_given_the_same_budgets() {
+    // The target (our median at most 1.2 × foca's), at a size small enough for the
+    // default run; the full table is the `compare` example.
+    let (n, trials) = (8, 4);
+    let ours = detection(Kind::Lifeguard, n, 0.0, SEED, trials);
+    let foca = detection(Kind::Foca, n, 0.0, SEED, trials);
+    let median = |d: &sim::experiments::Detection| quantile(&d.samples_ms, 0.5).unwrap_or(u64::MAX);
+    println!(
+        "seed {SEED:#x}: ours {} ms, foca {} ms",
+        median(&ours),
+        median(&foca)
+    );
+    assert_eq!(ours.missed, 0, "seed {SEED:#x}");
+    assert!(
+        median(&ours) as f64 <= 1.2 * median(&foca) as f64,
+        "seed {SEED:#x}: median detection {} ms vs foca's {} ms",
+        median(&ours),
+        median(&foca)
     );
 }
 

@@ -3,7 +3,7 @@
 
 use steward_membership::{Config, Role};
 
-use super::foca_node::FocaNode;
+use super::foca_node::{self, FocaNode};
 use super::ours::OurNode;
 use super::topology;
 use super::{NetConfig, Obs, Out, Sim, SimNode, View};
@@ -15,11 +15,15 @@ pub enum Kind {
     Lifeguard,
     /// This crate as plain SWIM (Lifeguard and adaptive timeouts off).
     PlainSwim,
-    /// The `foca` crate with its LAN defaults.
+    /// The `foca` crate with our budgets (`foca_node::matched_config` of the default config):
+    /// the fair comparison for the detection-time target.
     Foca,
-    /// This crate with Lifeguard and a shorter suspicion base (`suspicion_mult` 3 instead of
-    /// 5): what meeting foca's detection time costs.
-    LifeguardFast,
+    /// This crate with Lifeguard and `suspicion_mult` 4 instead of 5: the budget of foca's
+    /// (and memberlist's) LAN defaults.
+    LifeguardMult4,
+    /// The `foca` crate with its own LAN defaults (`suspicion_mult` 4 in our terms, fewer
+    /// retransmissions).
+    FocaLanDefaults,
 }
 
 impl Kind {
@@ -28,8 +32,21 @@ impl Kind {
         match self {
             Kind::Lifeguard => "ours (Lifeguard)",
             Kind::PlainSwim => "ours (plain SWIM)",
-            Kind::Foca => "foca 2",
-            Kind::LifeguardFast => "ours (Lifeguard, suspicion_mult 3)",
+            Kind::Foca => "foca 2, our budgets",
+            Kind::LifeguardMult4 => "ours (Lifeguard, suspicion_mult 4)",
+            Kind::FocaLanDefaults => "foca 2, its LAN defaults",
+        }
+    }
+
+    /// Our config for this kind (the matched foca takes its budgets from it).
+    pub fn our_config(self) -> Config {
+        match self {
+            Kind::PlainSwim => Config::plain_swim(),
+            Kind::LifeguardMult4 => Config {
+                suspicion_mult: 4,
+                ..Config::default()
+            },
+            Kind::Lifeguard | Kind::Foca | Kind::FocaLanDefaults => Config::default(),
         }
     }
 }
@@ -47,25 +64,16 @@ impl AnyNode {
     pub fn make(kind: Kind, i: usize, n: usize, generation: u32, seed: u64) -> Self {
         let seed = seed ^ (u64::from(generation) << 40);
         match kind {
-            Kind::Lifeguard => AnyNode::Ours(Box::new(OurNode::new(
-                i,
-                Config::default(),
-                Role::Manager,
-                seed,
-            ))),
-            Kind::PlainSwim => AnyNode::Ours(Box::new(OurNode::new(
-                i,
-                Config::plain_swim(),
-                Role::Manager,
-                seed,
-            ))),
-            Kind::Foca => AnyNode::Foca(Box::new(FocaNode::new(i, n, generation, seed))),
-            Kind::LifeguardFast => {
-                let config = Config {
-                    suspicion_mult: 3,
-                    ..Config::default()
-                };
-                AnyNode::Ours(Box::new(OurNode::new(i, config, Role::Manager, seed)))
+            Kind::Lifeguard | Kind::PlainSwim | Kind::LifeguardMult4 => AnyNode::Ours(Box::new(
+                OurNode::new(i, kind.our_config(), Role::Manager, seed),
+            )),
+            Kind::Foca => {
+                let config = foca_node::matched_config(&kind.our_config(), n);
+                AnyNode::Foca(Box::new(FocaNode::new(i, config, generation, seed)))
+            }
+            Kind::FocaLanDefaults => {
+                let config = foca_node::lan_defaults(n);
+                AnyNode::Foca(Box::new(FocaNode::new(i, config, generation, seed)))
             }
         }
     }
@@ -127,6 +135,11 @@ pub struct Detection {
     pub missed: usize,
     /// Declarations about live nodes during the trials.
     pub false_positives: usize,
+    /// Per trial: ms from the crash to the first suspicion of the victim by any node (the
+    /// first failed probe; implementations that do not report suspicions leave it empty).
+    pub first_suspect_ms: Vec<u64>,
+    /// Per trial: ms from the crash to the first DEAD declaration by any node.
+    pub first_down_ms: Vec<u64>,
 }
 
 /// Crash `trials` nodes one after the other; measure when each live observer declares each
@@ -163,6 +176,14 @@ pub fn detection(kind: Kind, n: usize, loss: f64, seed: u64, trials: usize) -> D
             .iter()
             .filter(|o| o.obs == Obs::Down && o.subject != victim && sim.is_up(o.subject))
             .count();
+        let first_at = |obs: Obs| {
+            sim.observations[first..]
+                .iter()
+                .find(|o| o.obs == obs && o.subject == victim)
+                .map(|o| o.at - crash_at)
+        };
+        result.first_suspect_ms.extend(first_at(Obs::Suspect));
+        result.first_down_ms.extend(first_at(Obs::Down));
         result.samples_ms.extend(detected.iter().flatten());
         result.missed += detected.iter().filter(|d| d.is_none()).count();
         let seed_node = if victim == 0 { 1 } else { 0 };

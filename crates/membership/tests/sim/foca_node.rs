@@ -1,20 +1,60 @@
 //! The `foca` crate (version 2) as a simulated node, driven through its own `Runtime` trait,
-//! with `Config::new_lan(n)` (its LAN defaults) and a tiny hand-written codec.
+//! with a tiny hand-written codec. Two configurations: [`matched_config`] gives foca the same
+//! budgets as ours (the fair comparison), [`lan_defaults`] is foca's `Config::new_lan(n)`.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU8, NonZeroUsize};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut};
 use foca::{
     Codec, Config, Foca, Header, Identity, Member, Message, NoCustomBroadcast, Notification,
-    Runtime, State, Timer,
+    PeriodicParams, Runtime, State, Timer,
 };
 use rand_foca::rngs::SmallRng;
 use rand_foca::SeedableRng;
 
 use super::{Obs, Out, SimNode, View};
+
+/// foca's own LAN defaults for a cluster of `n` (memberlist's LAN profile): 1 s probes, 500 ms
+/// probe timeout, 3 indirect probes, and a fixed suspicion of `4 × max(1, log10 n)` probe
+/// periods, shorter than our minimum (`suspicion_mult` 5).
+pub fn lan_defaults(n: usize) -> Config {
+    Config::new_lan(NonZeroU32::new(n.max(1) as u32).unwrap_or(NonZeroU32::MIN))
+}
+
+/// foca with the same budgets as `ours` in a cluster of `n`: probe period, probe timeout and
+/// indirect probes; a suspicion of `suspicion_mult × max(1, log10 n)` probe periods, which is
+/// our plain SWIM's fixed timeout and the floor of our Lifeguard timeout; as many
+/// retransmissions per update as ours (`λ·ceil(log10(n + 1))`, more than foca's
+/// `floor(4·log10(n + 1))`); our gossip round, and a periodic announce at our push-pull
+/// interval. foca has no Lifeguard, so nothing stretches its suspicion: this is plain SWIM
+/// with our numbers.
+pub fn matched_config(ours: &steward_membership::Config, n: usize) -> Config {
+    let size = n.max(1);
+    let suspicion_ms =
+        steward_membership::suspicion_base_ms(ours.suspicion_mult, size, ours.probe_interval_ms);
+    let retransmits = ours.retransmit_mult * ((size as f64 + 1.0).log10().ceil().max(1.0) as u32);
+    let members = |count: usize| NonZeroUsize::new(count).unwrap_or(NonZeroUsize::MIN);
+    Config {
+        probe_period: Duration::from_millis(ours.probe_interval_ms),
+        probe_rtt: Duration::from_millis(ours.probe_timeout_ms),
+        num_indirect_probes: members(ours.indirect_probes),
+        max_transmissions: NonZeroU8::new(u8::try_from(retransmits).unwrap_or(u8::MAX))
+            .unwrap_or(NonZeroU8::MIN),
+        suspect_to_down_after: Duration::from_millis(suspicion_ms.round() as u64),
+        periodic_gossip: Some(PeriodicParams {
+            frequency: Duration::from_millis(ours.gossip_interval_ms),
+            num_members: members(ours.gossip_fanout),
+        }),
+        periodic_announce: Some(PeriodicParams {
+            frequency: Duration::from_millis(ours.push_pull_interval_ms),
+            num_members: members(1),
+        }),
+        ..lan_defaults(size)
+    }
+}
 
 /// Node index plus a generation that foca bumps (`renew`) to rejoin after being declared down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,16 +293,15 @@ pub struct FocaNode {
 }
 
 impl FocaNode {
-    /// Node `i` of a cluster of `n`, with foca's LAN defaults.
-    pub fn new(i: usize, n: usize, generation: u32, seed: u64) -> Self {
-        let size = NonZeroU32::new(n.max(1) as u32).unwrap_or(NonZeroU32::MIN);
+    /// Node `i` with `config`.
+    pub fn new(i: usize, config: Config, generation: u32, seed: u64) -> Self {
         let id = FocaId {
             index: i as u32,
             generation,
         };
         let rng = SmallRng::seed_from_u64(seed.wrapping_mul(0x100_0000_01B3) ^ i as u64);
         Self {
-            foca: Foca::new(id, Config::new_lan(size), rng, SimCodec),
+            foca: Foca::new(id, config, rng, SimCodec),
             timers: BTreeMap::new(),
             next_token: 0,
             errors: 0,
