@@ -1,7 +1,10 @@
 //! Vivaldi accuracy against the bounds serf's own coordinate tests accept (1,000 cycles, one
 //! fixed seed): line of 10 (0.31%), 5×5 grid (0.16%), two-site LAN/WAN split (0.006%), random
-//! 100 ± 10 ms (7.5%), and the circle whose centre must float up on its height (serf accepts
-//! 0.28% there; we measure 0.31% with this seed and assert 0.5%, see ADR 0005).
+//! 100 ± 10 ms (7.5%), and the circle whose centre must float up on its height. On the circle
+//! serf accepts 0.28% for its one seed; the same algorithm here gives 0.27–0.38% over seeds
+//! 1..=10 (median 0.31%; 0.31% with this seed; `compare` prints them), so we assert 0.4%,
+//! which each of those seeds meets, rather than pick a seed that happens to pass 0.28%
+//! (ADR 0005).
 //!
 //! Like serf's, these bounds hold for a fixed seed; the spread over seeds is larger (the
 //! height/adjustment trade-off wanders), and the `compare` example prints the median and worst
@@ -50,7 +53,7 @@ fn random_hundred_plus_minus_ten() {
 #[test]
 fn circle_centre_rises_on_its_height() {
     let radius_ms = 100.0;
-    let outcome = check("circle", &topology::circle(25, radius_ms), 2, 0.005);
+    let outcome = check("circle", &topology::circle(25, radius_ms), 2, 0.004);
     assert!(
         outcome.coordinates[0].height_ms >= 0.97 * radius_ms,
         "seed {SEED}: centre too low"
