@@ -3,7 +3,7 @@
 //! `vote`.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
 
 use crate::commit::SyncState;
@@ -26,8 +26,8 @@ pub struct Wal {
     /// The write lock: segments, offsets and write counters. Never held across a group-commit
     /// `fdatasync`.
     pub(crate) state: Mutex<State>,
+    /// Group commit (`commit`). Lock order: `state` before `sync`.
     pub(crate) sync: Mutex<SyncState>,
-    pub(crate) synced: Condvar,
     /// The first failure that left the disk state unknown; set once, never cleared.
     poison: OnceLock<String>,
     pub(crate) metrics: Metrics,
@@ -176,7 +176,6 @@ impl Wal {
                 spare: Spare::default(),
             }),
             sync: Mutex::new(SyncState::default()),
-            synced: Condvar::new(),
             poison: OnceLock::new(),
             metrics: Metrics::default(),
             vote_lock: Mutex::new(()),
@@ -384,11 +383,13 @@ impl Wal {
         }
     }
 
-    /// Records `err` as the reason the log is poisoned (the first one wins) and returns it.
+    /// Records `err` as the reason the log is poisoned (the first one wins), wakes every
+    /// appender waiting for a sync (each then returns `Error::Poisoned`) and returns `err`.
+    /// Must not be called with `self.sync` held.
     pub(crate) fn poison_with(&self, err: Error) -> Error {
         // Only the first failure is kept; a later one adds nothing the caller does not already get.
         let _ = self.poison.set(err.to_string());
-        self.synced.notify_all();
+        self.wake_all_waiters();
         err
     }
 }
