@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
 
-use crate::commit::SyncState;
+use crate::commit::GroupCommit;
 use crate::error::{Error, Result};
 use crate::format::{encode_record, frame_bytes, RECORD_PAYLOAD_BYTES_MAX, SEGMENT_HEADER_BYTES};
 use crate::fs::{DirLock, FileSystem, StdFs};
@@ -26,8 +26,8 @@ pub struct Wal {
     /// The write lock: segments, offsets and write counters. Never held across a group-commit
     /// `fdatasync`.
     pub(crate) state: Mutex<State>,
-    /// Group commit (`commit`). Lock order: `state` before `sync`.
-    pub(crate) sync: Mutex<SyncState>,
+    /// Group commit (`commit`); its lock comes after `state`.
+    pub(crate) commit: GroupCommit,
     /// The first failure that left the disk state unknown; set once, never cleared.
     poison: OnceLock<String>,
     pub(crate) metrics: Metrics,
@@ -175,7 +175,7 @@ impl Wal {
                 pending: Vec::new(),
                 spare: Spare::default(),
             }),
-            sync: Mutex::new(SyncState::default()),
+            commit: GroupCommit::default(),
             poison: OnceLock::new(),
             metrics: Metrics::default(),
             vote_lock: Mutex::new(()),
@@ -385,7 +385,7 @@ impl Wal {
 
     /// Records `err` as the reason the log is poisoned (the first one wins), wakes every
     /// appender waiting for a sync (each then returns `Error::Poisoned`) and returns `err`.
-    /// Must not be called with `self.sync` held.
+    /// Must not be called with group commit's lock held.
     pub(crate) fn poison_with(&self, err: Error) -> Error {
         // Only the first failure is kept; a later one adds nothing the caller does not already get.
         let _ = self.poison.set(err.to_string());

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use steward_log::testing::FaultyFs;
-use steward_log::{LogIndex, SyncPolicy, Wal, WalOptions};
+use steward_log::{Error, LogIndex, SyncPolicy, Wal, WalOptions};
 
 use common::{all_records, fast_tempdir, record};
 
@@ -133,4 +133,59 @@ fn write_then_wait_pipelines() {
         "one sync covers everything written before it"
     );
     assert_eq!(wal.last_index(), Some(LogIndex(50)));
+}
+
+/// A failed `fdatasync` while many appenders are parked for it: every appender comes back with
+/// an error instead of hanging, and none is acknowledged unless a successful sync covered it.
+#[test]
+fn a_failed_sync_under_parked_appenders_acknowledges_only_synced_records() {
+    let dir = fast_tempdir();
+    let (fs, faults) = FaultyFs::new();
+    faults.set_sync_delay(Duration::from_millis(1));
+    let options = WalOptions {
+        prepare_segments_in_background: false,
+        ..WalOptions::default()
+    };
+    let (wal, _) = Wal::open_with_fs(dir.path(), options, Arc::new(fs)).unwrap();
+    let wal = Arc::new(wal);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let mut handles = Vec::new();
+    for t in 0..THREADS {
+        let (wal, done_tx) = (Arc::clone(&wal), done_tx.clone());
+        handles.push(thread::spawn(move || {
+            let mut acked = Vec::new();
+            let error = loop {
+                match wal.append_next(|next| vec![record(next.0, t as u64, 64)]) {
+                    Ok(ticket) => acked.push(ticket.last_index().unwrap().0),
+                    Err(e) => break e,
+                }
+            };
+            done_tx.send((acked, error)).unwrap();
+        }));
+    }
+    while wal.metrics().syncs < 5 {
+        thread::sleep(Duration::from_millis(1));
+    }
+    faults.fail_next_sync();
+    let mut acked = Vec::new();
+    for _ in 0..THREADS {
+        // A generous bound that only a lost wake-up (an appender parked forever) can exceed.
+        let (thread_acked, error) = done_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        assert!(
+            matches!(error, Error::Io { .. } | Error::Poisoned { .. }),
+            "{error}"
+        );
+        acked.extend(thread_acked);
+    }
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    let synced = wal.metrics().records_synced;
+    assert!(acked.iter().all(|&index| index <= synced));
+    drop(wal);
+    let (wal, _) = Wal::open(dir.path(), options).unwrap();
+    for index in acked {
+        let read = wal.read(LogIndex(index)).unwrap().unwrap();
+        assert_eq!(read.index.0, index);
+    }
 }
