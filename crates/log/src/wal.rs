@@ -90,25 +90,12 @@ impl WriteTicket {
     }
 }
 
-/// A batch encoded outside the write lock.
-struct EncodedBatch {
-    first_index: Option<u64>,
-    bytes: Vec<u8>,
-    /// Offset of each frame inside `bytes`.
-    frame_starts: Vec<u64>,
-}
-
-/// Checks a batch is contiguous and within limits, and encodes it.
-fn encode_batch(records: &[Record]) -> Result<EncodedBatch> {
-    let first_index = records.first().map(|r| r.index.0);
-    let total: u64 = records
-        .iter()
-        .map(|r| frame_bytes(r.payload.len() as u64))
-        .sum();
-    let mut bytes = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-    let mut frame_starts = Vec::with_capacity(records.len());
+/// Checks a batch is contiguous and within limits; returns the bytes its frames take.
+fn check_batch(records: &[Record]) -> Result<u64> {
+    let first_index = records.first().map_or(0, |r| r.index.0);
+    let mut total = 0;
     for (i, record) in records.iter().enumerate() {
-        let expected = first_index.unwrap_or(0) + i as u64;
+        let expected = first_index + i as u64;
         if record.index.0 != expected {
             return Err(Error::NotContiguous {
                 expected,
@@ -123,14 +110,18 @@ fn encode_batch(records: &[Record]) -> Result<EncodedBatch> {
                 limit_bytes: RECORD_PAYLOAD_BYTES_MAX,
             });
         }
-        frame_starts.push(bytes.len() as u64);
-        encode_record(&mut bytes, record);
+        total += frame_bytes(payload_bytes);
     }
-    Ok(EncodedBatch {
-        first_index,
-        bytes,
-        frame_starts,
-    })
+    Ok(total)
+}
+
+/// Encodes a checked batch of `bytes` frame bytes into a buffer of its own.
+fn encode_batch(records: &[Record], bytes: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(usize::try_from(bytes).unwrap_or(0));
+    for record in records {
+        encode_record(&mut out, record);
+    }
+    out
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -219,8 +210,10 @@ impl Wal {
     pub fn append_next(&self, build: impl FnOnce(LogIndex) -> Vec<Record>) -> Result<WriteTicket> {
         let mut st = self.lock_state()?;
         let next = st.next_index().unwrap_or(1);
-        let encoded = encode_batch(&build(LogIndex(next)))?;
-        let ticket = self.write_locked(&mut st, &encoded)?;
+        let records = build(LogIndex(next));
+        let bytes = check_batch(&records)?;
+        // Already under the lock: encode straight into the write buffer, no copy in between.
+        let ticket = self.write_locked(&mut st, &records, bytes, None)?;
         drop(st);
         self.wait_durable(ticket)?;
         Ok(ticket)
@@ -230,9 +223,11 @@ impl Wal {
     /// ticket to `wait_durable`. Lets a caller keep writing while earlier batches sync
     /// (pipelining). Same contiguity rules and errors as `append`.
     pub fn write(&self, records: Vec<Record>) -> Result<WriteTicket> {
-        let encoded = encode_batch(&records)?;
+        let bytes = check_batch(&records)?;
+        // Encode and checksum before taking the lock, so other appenders are not held up.
+        let encoded = encode_batch(&records, bytes);
         let mut st = self.lock_state()?;
-        self.write_locked(&mut st, &encoded)
+        self.write_locked(&mut st, &records, bytes, Some(&encoded))
     }
 
     /// Blocks until the batch behind `ticket` is durable under the sync policy (returns at once
@@ -245,9 +240,16 @@ impl Wal {
         }
     }
 
-    /// Writes an encoded batch under the write lock.
-    fn write_locked(&self, st: &mut State, batch: &EncodedBatch) -> Result<WriteTicket> {
-        let Some(first_index) = batch.first_index else {
+    /// Writes a checked batch of `len` frame bytes under the write lock: its frames are
+    /// `encoded` when given, else encoded here.
+    fn write_locked(
+        &self,
+        st: &mut State,
+        records: &[Record],
+        len: u64,
+        encoded: Option<&[u8]>,
+    ) -> Result<WriteTicket> {
+        let Some(first_index) = records.first().map(|r| r.index.0) else {
             let last_index = st.next_index().map(|n| LogIndex(n.saturating_sub(1)));
             return Ok(WriteTicket {
                 position: st.written_bytes,
@@ -262,22 +264,31 @@ impl Wal {
                 });
             }
         }
-        let len = batch.bytes.len() as u64;
         self.make_room(st, first_index, len)?;
-        let Some(seg) = st.segments.last_mut() else {
+        let State {
+            segments, pending, ..
+        } = st;
+        let Some(seg) = segments.last_mut() else {
             unreachable!("make_room leaves an active segment");
         };
-        let at = seg.data_end;
-        for start in &batch.frame_starts {
-            let offset = u32::try_from(at + start);
+        let mut at = seg.data_end;
+        for record in records {
+            let offset = u32::try_from(at);
             assert!(offset.is_ok(), "segments are at most 1 GiB plus one record");
             seg.offsets.push(offset.unwrap_or(u32::MAX));
+            at += frame_bytes(record.payload.len() as u64);
         }
-        seg.data_end += len;
-        let records = batch.frame_starts.len() as u64;
+        debug_assert_eq!(at - seg.data_end, len, "check_batch sized these frames");
+        seg.data_end = at;
+        match encoded {
+            Some(bytes) => pending.extend_from_slice(bytes),
+            None => records
+                .iter()
+                .for_each(|record| encode_record(pending, record)),
+        }
+        let records = records.len() as u64;
         st.written_bytes += len;
         st.written_records += records;
-        st.pending.extend_from_slice(&batch.bytes);
         if self.options.sync_policy == SyncPolicy::Never {
             // Nobody syncs under `Never`; reach the page cache now so a process crash keeps it.
             self.flush_pending(st)?;
