@@ -144,10 +144,12 @@ async fn run(
             exit_code: exit.exit_code(),
         }),
     };
+    // The local log first: once the report is applied the job may be terminal, and a client
+    // asking for its logs then must see the whole tail, not the last tick's.
+    finish_log(&handle, Some(&exit), exit.tail.clone());
     if let Some(kind) = kind {
         report(&shared, target, kind, details).await;
     }
-    finish_log(&handle, Some(&exit), exit.tail.clone());
     shared.forget(target);
 }
 
