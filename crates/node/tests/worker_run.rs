@@ -462,9 +462,7 @@ async fn timeouts_see_progress_and_extensions() {
     assert_eq!(view.timed_out.unwrap().reason, TimeoutReason::Overall);
     assert_eq!(view.total_extensions_granted_ms, 0);
     let timeline = node
-        .read(Consistency::Stale, move |s| {
-            s.timeline(silent).map(<[_]>::to_vec)
-        })
+        .read(Consistency::Stale, move |s| s.timeline(silent))
         .await
         .unwrap()
         .unwrap();

@@ -63,7 +63,7 @@ fn main() -> BenchResult<()> {
 }
 
 fn fold_section() -> BenchResult<()> {
-    let log = generate_log(ROUNDS);
+    let log = generate_log(ROUNDS, 0);
     let events: u64 = log
         .iter()
         .map(|(_, proposal)| proposal.events.len() as u64)
@@ -97,7 +97,7 @@ fn snapshot_section() -> BenchResult<()> {
 }
 
 fn snapshot_child(case: &str) -> BenchResult<()> {
-    let (template, workers) = finished_job_template()?;
+    let (full, compacted, workers) = finished_job_templates()?;
     let (label, retained) = match case {
         "full" => ("1 M jobs, all kept in full", JOBS),
         "compacted" => ("1 M jobs, all compacted", 0),
@@ -106,7 +106,7 @@ fn snapshot_child(case: &str) -> BenchResult<()> {
             RETAINED_FINISHED_JOBS_DEFAULT,
         ),
     };
-    let state = many_jobs(&template, &workers, JOBS, retained)?;
+    let state = many_jobs((&full, &compacted), &workers, JOBS, retained)?;
     let (bytes, snapshot_time) = timed(|| snapshot(&state));
     let bytes = bytes?;
     print_row(&format!("snapshot: {label}"), JOBS, snapshot_time, "jobs");
@@ -149,14 +149,14 @@ fn memory_section() -> BenchResult<()> {
 /// full and the rest compacted) in a fresh process and prints the
 /// resident growth per job, indexes included.
 fn memory_child(kind: &str) -> BenchResult<()> {
-    let (template, workers) = finished_job_template()?;
+    let (full, compacted, workers) = finished_job_templates()?;
     let retained = match kind {
         "full" => JOBS,
         "compacted" => 0,
         _ => RETAINED_FINISHED_JOBS_DEFAULT,
     };
     let before = resident_bytes();
-    let state = many_jobs(&template, &workers, JOBS, retained)?;
+    let state = many_jobs((&full, &compacted), &workers, JOBS, retained)?;
     let after = resident_bytes();
     let per_job = match (before, after) {
         (Some(before), Some(after)) => format!("{} bytes", after.saturating_sub(before) / JOBS),
@@ -221,7 +221,7 @@ fn job_spec(n: u64) -> JobSpec {
 /// One leader change, `WORKERS` registrations, then rounds of 1 000 jobs: submit all, dispatch
 /// both workflows of each, start, one progress report each, complete. One event per log entry,
 /// as the node proposes them.
-fn generate_log(rounds: u64) -> Vec<(LogIndex, Proposal)> {
+fn generate_log(rounds: u64, first_job: u64) -> Vec<(LogIndex, Proposal)> {
     let mut log = Vec::new();
     let mut push = |event: Event| -> LogIndex {
         let index = LogIndex(log.len() as u64 + 1);
@@ -249,7 +249,7 @@ fn generate_log(rounds: u64) -> Vec<(LogIndex, Proposal)> {
     for round in 0..rounds {
         let mut targets = Vec::new();
         for n in 0..ROUND_JOBS {
-            let spec = job_spec(round * ROUND_JOBS + n);
+            let spec = job_spec(first_job + round * ROUND_JOBS + n);
             let index = push(Event::JobSubmitted {
                 idempotency_key: None,
                 spec,
@@ -304,16 +304,42 @@ fn decode_and_fold(encoded: &[(LogIndex, Vec<u8>)]) -> steward_statemachine::Res
     Ok(state)
 }
 
-/// One finished (completed) two-workflow job as the fold leaves it, and the workers.
-fn finished_job_template() -> BenchResult<(Job, Vec<Worker>)> {
-    let state = fold(&generate_log(1));
-    let job = state.jobs().next().ok_or("no job in the template log")?;
-    Ok((job.clone(), state.workers().cloned().collect()))
+/// One finished (completed) two-workflow job as the fold leaves it, in full and compacted,
+/// and the workers. Its name has the length of a typical name among a million jobs.
+fn finished_job_templates() -> BenchResult<(Job, Job, Vec<Worker>)> {
+    let first = JOBS / 2;
+    let full = fold(&generate_log(1, first));
+    let config = StateConfig {
+        retained_finished_jobs: 0,
+        ..StateConfig::default()
+    };
+    let mut compacted = State::new(config)?;
+    for (index, proposal) in &generate_log(1, first) {
+        apply(&mut compacted, *index, proposal);
+    }
+    let job = full.jobs().next().ok_or("no job in the template log")?;
+    let summary = compacted
+        .jobs()
+        .next()
+        .ok_or("no job in the template log")?;
+    if !summary.compacted || job.compacted {
+        return Err("the template jobs are not as expected".into());
+    }
+    Ok((
+        job.clone(),
+        summary.clone(),
+        full.workers().cloned().collect(),
+    ))
 }
 
-/// `count` copies of the template under fresh ids; all but the newest `retained` compacted as
-/// the state machine compacts them (timeline, commands, env and labels dropped).
-fn many_jobs(template: &Job, workers: &[Worker], count: u64, retained: u64) -> BenchResult<State> {
+/// `count` copies of the templates under fresh ids, each owning its own allocations; all but the
+/// newest `retained` are copies of the compacted one, as the state machine leaves them.
+fn many_jobs(
+    (full, compacted): (&Job, &Job),
+    workers: &[Worker],
+    count: u64,
+    retained: u64,
+) -> BenchResult<State> {
     let config = StateConfig {
         retained_finished_jobs: retained,
         ..StateConfig::default()
@@ -321,18 +347,13 @@ fn many_jobs(template: &Job, workers: &[Worker], count: u64, retained: u64) -> B
     let mut globals = State::new(config)?.globals().clone();
     globals.last_applied = LogIndex(count);
     let jobs = (1..=count).map(|n| {
+        let template = if n + retained <= count {
+            compacted
+        } else {
+            full
+        };
         let mut job = template.clone();
         job.id = JobId(n * 1000);
-        job.spec.name = format!("job-{n}");
-        if n + retained <= count {
-            job.timeline = Vec::new();
-            job.spec.labels.clear();
-            for workflow in &mut job.spec.workflows {
-                workflow.command = Vec::new();
-                workflow.env.clear();
-            }
-            job.compacted = true;
-        }
         job
     });
     Ok(State::from_records(

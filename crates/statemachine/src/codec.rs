@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Older versions still read: schema 1 (the same body: version 2 only appended the
-//! `WorkflowExited` variant) and snapshot format 1 (`Records` without the output records).
+//! `WorkflowExited` variant). Snapshot formats 1 and 2 held unpacked job records and are refused
+//! (`Error::UnsupportedVersion`, which names the version found).
 //!
 //! `Records` is the globals, then jobs in id order, idempotency entries in key order, workers in
 //! id order; the state hash is FNV-1a 64 over exactly the snapshot body, so two states with the
@@ -34,13 +35,12 @@ pub const EVENT_SCHEMA_VERSION: u16 = 2;
 pub const EVENT_SCHEMA_VERSION_OLDEST: u16 = 1;
 /// Magic at the start of every snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"STSN";
-/// Snapshot format version written by this build; it also reads every version from
-/// [`SNAPSHOT_FORMAT_VERSION_OLDEST`].
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 2;
+/// Snapshot format version written by this build; it reads only this version. Version 3 packs
+/// each job's spec and timeline; versions 1 and 2 (unpacked jobs) are refused with
+/// `UnsupportedVersion`.
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 3;
 /// Oldest snapshot format version this build reads.
-pub const SNAPSHOT_FORMAT_VERSION_OLDEST: u16 = 1;
-/// The first snapshot format with output records.
-const SNAPSHOT_FORMAT_WITH_OUTPUTS: u16 = 2;
+pub const SNAPSHOT_FORMAT_VERSION_OLDEST: u16 = 3;
 /// Largest encoded proposal accepted by the decoder. Default: 64 MiB.
 pub const PROPOSAL_BYTES_MAX: usize = 64 << 20;
 
@@ -96,12 +96,8 @@ pub fn snapshot(state: &State) -> Result<Vec<u8>> {
 /// Rebuilds a state from a snapshot written by [`snapshot`].
 pub fn restore(bytes: &[u8]) -> Result<State> {
     let versions = SNAPSHOT_FORMAT_VERSION_OLDEST..=SNAPSHOT_FORMAT_VERSION;
-    let (version, body) = check_header(bytes, "snapshot", SNAPSHOT_MAGIC, versions)?;
-    let records: BoxedRecords = if version < SNAPSHOT_FORMAT_WITH_OUTPUTS {
-        decode_exact::<BoxedRecordsV1>(body, "snapshot")?.into()
-    } else {
-        decode_exact(body, "snapshot")?
-    };
+    let (_, body) = check_header(bytes, "snapshot", SNAPSHOT_MAGIC, versions)?;
+    let records: BoxedRecords = decode_exact(body, "snapshot")?;
     State::from_boxed(
         records.globals,
         records.jobs,
@@ -229,28 +225,6 @@ struct BoxedRecords {
     outputs: Vec<WorkflowOutput>,
 }
 
-/// [`BoxedRecords`] as snapshot format 1 wrote it: without output records.
-#[derive(serde::Deserialize)]
-struct BoxedRecordsV1 {
-    globals: Globals,
-    #[allow(clippy::vec_box)]
-    jobs: Vec<Box<Job>>,
-    idempotency: Vec<IdempotencyEntry>,
-    workers: Vec<Worker>,
-}
-
-impl From<BoxedRecordsV1> for BoxedRecords {
-    fn from(old: BoxedRecordsV1) -> BoxedRecords {
-        BoxedRecords {
-            globals: old.globals,
-            jobs: old.jobs,
-            idempotency: old.idempotency,
-            workers: old.workers,
-            outputs: Vec::new(),
-        }
-    }
-}
-
 /// Borrowed twin of [`crate::Records`]: encodes to the same bytes.
 #[derive(Serialize)]
 struct RecordsRef<'a> {
@@ -356,10 +330,27 @@ mod tests {
         bytes.push(0xfd); // varint u64 follows
         bytes.extend_from_slice(&(1u64 << 62).to_le_bytes());
         assert!(matches!(decode_proposal(&bytes), Err(Error::Decode { .. })));
-        let mut snapshot_bytes = b"STSN\x01\x00".to_vec();
+        let mut snapshot_bytes = SNAPSHOT_MAGIC.to_vec();
+        snapshot_bytes.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
         snapshot_bytes.extend_from_slice(&[0xfd]);
         snapshot_bytes.extend_from_slice(&(1u64 << 62).to_le_bytes());
         assert!(restore(&snapshot_bytes).is_err());
+    }
+
+    #[test]
+    fn version_1_snapshots_are_refused_by_version() {
+        // Version 1 held each job's spec and timeline unpacked; this build cannot read it and
+        // says so before looking at the body.
+        let mut bytes = snapshot(&State::default()).unwrap();
+        bytes[4..6].copy_from_slice(&1u16.to_le_bytes());
+        assert!(matches!(
+            restore(&bytes),
+            Err(Error::UnsupportedVersion {
+                what: "snapshot",
+                found: 1,
+                supported: SNAPSHOT_FORMAT_VERSION,
+            })
+        ));
     }
 
     #[test]
@@ -371,7 +362,7 @@ mod tests {
             "j",
             vec![crate::WorkflowSpec::new("w", vec!["true".into()])],
         );
-        for index in 1..=17 {
+        for index in 1..=13 {
             let events = (0..1000)
                 .map(|_| crate::Event::JobSubmitted {
                     idempotency_key: None,
@@ -394,7 +385,7 @@ mod tests {
         );
         let restored = restore(&bytes).unwrap();
         assert_eq!(state_hash(&restored), state_hash(&state));
-        assert_eq!(restored.jobs().count(), 17_000);
+        assert_eq!(restored.jobs().count(), 13_000);
     }
 
     #[test]

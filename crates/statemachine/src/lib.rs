@@ -63,6 +63,7 @@ pub use crate::replay::{fold, Replayer, StopAt};
 pub use crate::spec::{validate_key, JobSpec, WorkflowSpec};
 pub use crate::state::{
     ExtensionTracker, Failure, FailureCause, Globals, Happening, IdempotencyEntry, Job,
-    JobExtensions, Parts, Records, State, TimelineEntry, TimeoutRecord, Worker, WorkflowState,
+    JobExtensions, Parts, Records, State, StoredSpec, TimelineEntry, TimeoutRecord, Worker,
+    WorkflowLimits, WorkflowState,
 };
 pub use crate::status::{DenialReason, JobStatus, TimeoutReason, WorkerStatus, WorkflowStatus};

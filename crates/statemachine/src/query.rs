@@ -155,8 +155,8 @@ impl State {
     }
 
     /// The job's timeline, oldest first (empty once compacted).
-    pub fn timeline(&self, job: JobId) -> Option<&[TimelineEntry]> {
-        self.jobs.get(&job).map(|record| record.timeline.as_slice())
+    pub fn timeline(&self, job: JobId) -> Option<Vec<TimelineEntry>> {
+        self.jobs.get(&job).map(|record| record.timeline())
     }
 
     /// Number of jobs per status (statuses with no job are absent).
@@ -176,11 +176,12 @@ impl State {
     /// The job as the API shows it.
     pub fn job_view(&self, job: JobId) -> Option<JobView> {
         let record = self.jobs.get(&job)?;
+        let spec = record.spec.to_spec();
         let workflows = (0u32..)
-            .zip(record.spec.workflows.iter().zip(&record.workflows))
+            .zip(spec.workflows.into_iter().zip(&record.workflows))
             .map(|(position, (spec, runtime))| WorkflowView {
                 id: WorkflowId(position),
-                name: spec.name.clone(),
+                name: spec.name,
                 status: runtime.status,
                 attempt: runtime.attempt,
                 worker: runtime.worker,
@@ -202,15 +203,15 @@ impl State {
         let extensions = record.extensions.as_deref();
         Some(JobView {
             id: record.id,
-            name: record.spec.name.clone(),
+            name: spec.name,
             status: record.status,
             cancelling: record.is_cancelling(),
             fence_token: self.globals.fence_token,
             idempotency_key: record.idempotency_key.clone(),
-            labels: record.spec.labels.clone(),
+            labels: spec.labels,
             submitted_at_ms: record.submitted_at_ms,
             finished_at_ms: record.finished_at_ms,
-            timeout_ms: record.spec.timeout_ms,
+            timeout_ms: spec.timeout_ms,
             total_extensions_granted_ms: record.total_extensions_granted_ms(),
             max_worker_extension_ms: extensions.map_or(0, |ext| ext.max_worker_extension_ms),
             workers_with_extensions: extensions.map_or(0, |ext| {

@@ -98,10 +98,10 @@ pub fn job_view(state: &sm::State, id: u64) -> Option<JobView> {
     let workflows = view
         .workflows
         .iter()
-        .zip(&job.spec.workflows)
+        .zip(job.spec().to_spec().workflows)
         .map(|(runtime, spec)| WorkflowView {
             name: runtime.name.clone(),
-            command: spec.command.clone(),
+            command: spec.command,
             cores: runtime.cores,
             status: serde_plain_name(&runtime.status),
             attempt: runtime.attempt.0,
@@ -115,11 +115,11 @@ pub fn job_view(state: &sm::State, id: u64) -> Option<JobView> {
     let reason = match (&view.timed_out, view.status) {
         (Some(record), _) => Some(format!("timed out ({})", record.reason)),
         (None, sm::JobStatus::Failed) => {
+            let all = job.spec().workflow_names();
             let names: Vec<&str> = view
                 .failed_workflows
                 .iter()
-                .filter_map(|id| job.spec.workflows.get(id.0 as usize))
-                .map(|workflow| workflow.name.as_str())
+                .filter_map(|id| all.get(id.0 as usize).copied())
                 .collect();
             Some(format!("failed workflows: {}", names.join(", ")))
         }

@@ -437,7 +437,8 @@ async fn complete_for_test(
         let current = node
             .read(Consistency::Stale, move |state| {
                 let record = state.job(job)?;
-                let position = record.spec.workflows.iter().position(|w| w.name == owned)?;
+                let names = record.spec().workflow_names();
+                let position = names.iter().position(|name| *name == owned)?;
                 let runtime = record.workflows.get(position)?;
                 Some((sm::WorkflowId(position as u32), runtime.clone()))
             })

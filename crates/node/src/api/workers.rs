@@ -383,8 +383,13 @@ pub async fn logs<B: Backend>(
         .read(Consistency::Stale, move |s| {
             let record = s.job(JobId(job))?;
             let mut addresses = BTreeSet::new();
-            for (spec, runtime) in record.spec.workflows.iter().zip(&record.workflows) {
-                if wanted.as_deref().is_some_and(|name| name != spec.name) {
+            for (name, runtime) in record
+                .spec()
+                .workflow_names()
+                .into_iter()
+                .zip(&record.workflows)
+            {
+                if wanted.as_deref().is_some_and(|wanted| wanted != name) {
                     continue;
                 }
                 if let Some(address) = runtime

@@ -20,7 +20,8 @@ use crate::error::{Error, Result};
 use crate::raft::{NodeId, PeerNode};
 
 /// Value of the `m/format` key: names this layout. A view in another layout is rebuilt.
-const VIEW_FORMAT: &[u8] = b"steward-view-1";
+/// Version 2: job records with the packed spec and timeline of snapshot format 2.
+const VIEW_FORMAT: &[u8] = b"steward-view-2";
 
 /// Attempts to open sled while another handle in this process releases it. Default: 50.
 const OPEN_ATTEMPTS_MAX: u32 = 50;

@@ -330,17 +330,17 @@ pub fn assignments_for(
         })
         .filter_map(|(target, _)| {
             let job = state.job(target.job)?;
-            let spec = job.spec.workflows.get(target.workflow.0 as usize)?;
+            let spec = job.spec().workflow(target.workflow.0 as usize)?;
             let runtime = job.workflow(target.workflow)?;
             Some(Assignment {
                 target,
                 fence_token: runtime.fence_token.map_or(0, |fence| fence.0),
-                name: spec.name.clone(),
-                command: spec.command.clone(),
-                env: spec.env.clone(),
+                name: spec.name,
+                command: spec.command,
+                env: spec.env,
                 cores: spec.cores,
-                cancel_grace_ms: job.spec.cancel_grace_ms_or(grace),
-                working_dir: spec.working_dir.clone(),
+                cancel_grace_ms: job.spec().cancel_grace_ms_or(grace),
+                working_dir: spec.working_dir,
             })
         })
         .collect()
@@ -384,11 +384,11 @@ pub fn deadlines_for(state: &State, running: &BTreeSet<WorkflowRef>, now_ms: u64
             let extensions = job.total_extensions_granted_ms();
             let job_end = job
                 .started_at_ms
-                .saturating_add(job.spec.timeout_ms)
+                .saturating_add(job.spec().timeout_ms())
                 .saturating_add(extensions);
             let runtime = job.workflow(target.workflow)?;
-            let spec = job.spec.workflows.get(target.workflow.0 as usize)?;
-            let workflow_end = match (runtime.started_at_ms, spec.timeout_ms) {
+            let limits = job.spec().workflow_limits(target.workflow.0 as usize)?;
+            let workflow_end = match (runtime.started_at_ms, limits.timeout_ms) {
                 (Some(started), Some(timeout)) => {
                     started.saturating_add(timeout).saturating_add(extensions)
                 }

@@ -86,7 +86,7 @@ pub(super) fn submit(
     );
     context.jobs_created += 1;
     let entries_max = state.globals.config.timeline_entries_max;
-    let job = Job::new(id, key.cloned(), spec.clone(), context.now_ms, entries_max);
+    let job = Job::new(id, key.cloned(), spec, context.now_ms, entries_max);
     state.index.add_job(&job);
     state.jobs.insert(id, Box::new(job));
     state.record(context, id, Happening::Submitted);
@@ -192,7 +192,7 @@ pub(super) fn force_cancel(
     check_fence(state, Some(fence_token))?;
     let job = live_job(state, job_id)?;
     let grace_ms = job
-        .spec
+        .spec()
         .cancel_grace_ms_or(state.globals.config.cancel_grace_ms);
     let due = job
         .cancel_requested_at_ms

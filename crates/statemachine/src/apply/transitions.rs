@@ -48,10 +48,8 @@ impl State {
             return;
         };
         let position = workflow.0 as usize;
-        let (Some(spec), Some(state)) = (
-            job.spec.workflows.get(position),
-            job.workflows.get_mut(position),
-        ) else {
+        let cores = job.spec.workflow_cores(position);
+        let Some(state) = job.workflows.get_mut(position) else {
             return;
         };
         let before = (state.status, state.worker);
@@ -63,9 +61,8 @@ impl State {
         }
         if before != after {
             // Only status and worker feed the indexes: progress reports skip the index work.
-            self.index
-                .remove_workflow(job_id, workflow, before, spec.cores);
-            self.index.add_workflow(job_id, workflow, after, spec.cores);
+            self.index.remove_workflow(job_id, workflow, before, cores);
+            self.index.add_workflow(job_id, workflow, after, cores);
         }
         job.last_progress_at_ms = context.now_ms;
         if let Some(what) = what {
@@ -201,8 +198,8 @@ impl State {
         let attempt = state.attempt;
         let cancelling = job.cancel_requested_at_ms.is_some();
         let retry = !cancelling
-            && job.retries_used < job.spec.retry_budget
-            && state.retries_used < job.spec.retry_budget_per_workflow;
+            && job.retries_used < job.spec.retry_budget()
+            && state.retries_used < job.spec.retry_budget_per_workflow();
         let final_status = if cancelling && cause == FailureCause::WorkerLost {
             WorkflowStatus::Cancelled
         } else {

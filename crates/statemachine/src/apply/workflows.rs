@@ -28,11 +28,7 @@ pub(super) fn dispatch(
     if target.attempt != next {
         return Err(stale(target, next));
     }
-    let cores_needed = job
-        .spec
-        .workflows
-        .get(target.workflow.0 as usize)
-        .map_or(0, |w| w.cores);
+    let cores_needed = job.spec.workflow_cores(target.workflow.0 as usize);
     check_capacity(state, worker_id, cores_needed)?;
     let was_pending = job.status == JobStatus::Pending;
     let what = Happening::Dispatched {

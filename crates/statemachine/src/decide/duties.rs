@@ -36,10 +36,9 @@ pub(super) fn dispatch_one(
         });
     }
     let cores_needed = record
-        .spec
-        .workflows
-        .get(workflow.0 as usize)
-        .map_or(1, |spec| spec.cores);
+        .spec()
+        .workflow_limits(workflow.0 as usize)
+        .map_or(1, |limits| limits.cores);
     let worker = match worker {
         Some(worker) => {
             check_capacity(state, worker, cores_needed)?;
@@ -71,17 +70,17 @@ pub(super) fn dispatch_pending(state: &State, max_assignments: u32) -> Vec<Event
         let Some(record) = state.job(job) else {
             continue;
         };
-        let (Some(spec), Some(runtime)) = (
-            record.spec.workflows.get(workflow.0 as usize),
+        let (Some(limits), Some(runtime)) = (
+            record.spec().workflow_limits(workflow.0 as usize),
             record.workflow(workflow),
         ) else {
             continue;
         };
-        let Some(worker) = pick_worker(&free, spec.cores) else {
+        let Some(worker) = pick_worker(&free, limits.cores) else {
             continue;
         };
         if let Some(cores) = free.get_mut(&worker) {
-            *cores -= spec.cores;
+            *cores -= limits.cores;
         }
         let target = WorkflowRef {
             job,
@@ -138,7 +137,7 @@ pub(super) fn check_timeouts(state: &State, now_ms: u64) -> Vec<Event> {
             continue;
         };
         if let Some(requested_at_ms) = record.cancel_requested_at_ms {
-            let job_grace_ms = record.spec.cancel_grace_ms_or(grace_ms);
+            let job_grace_ms = record.spec().cancel_grace_ms_or(grace_ms);
             if now_ms >= requested_at_ms.saturating_add(job_grace_ms) {
                 events.push(Event::JobCancelled { job, fence_token });
             }

@@ -43,7 +43,7 @@ impl Indexes {
         let mut cancelling = Vec::new();
         for job in jobs {
             by_status.entry(job.status).or_default().push(job.id);
-            for ((position, state), spec) in (0u32..).zip(&job.workflows).zip(&job.spec.workflows) {
+            for (position, state) in (0u32..).zip(&job.workflows) {
                 let workflow = WorkflowId(position);
                 if state.status == WorkflowStatus::Pending {
                     pending.push((job.id, workflow));
@@ -54,7 +54,7 @@ impl Indexes {
                         .or_default()
                         .push((job.id, workflow));
                     let used = cores_used.entry(worker).or_default();
-                    *used = used.saturating_add(spec.cores);
+                    *used = used.saturating_add(job.spec.workflow_cores(position as usize));
                 }
             }
             if job.is_cancelling() {
@@ -91,9 +91,10 @@ impl Indexes {
 
     pub fn add_job(&mut self, job: &Job) {
         self.by_status.entry(job.status).or_default().insert(job.id);
-        for ((position, state), spec) in (0u32..).zip(&job.workflows).zip(&job.spec.workflows) {
+        for (position, state) in (0u32..).zip(&job.workflows) {
             let placement = (state.status, state.worker);
-            self.add_workflow(job.id, WorkflowId(position), placement, spec.cores);
+            let cores = job.spec.workflow_cores(position as usize);
+            self.add_workflow(job.id, WorkflowId(position), placement, cores);
         }
         if job.is_cancelling() {
             self.cancelling.insert(job.id);

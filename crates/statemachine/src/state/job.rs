@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::state::stored_spec::StoredSpec;
+use crate::state::timeline::{Base, Timeline};
 use crate::{
     Attempt, DenialReason, FenceToken, IdempotencyKey, JobId, JobSpec, JobStatus, LogIndex,
     TimeoutReason, WorkerId, WorkflowId, WorkflowStatus,
@@ -20,8 +22,9 @@ pub struct Job {
     pub id: JobId,
     /// The idempotency key it was submitted under.
     pub idempotency_key: Option<IdempotencyKey>,
-    /// As submitted (after compaction, workflow commands and env are emptied).
-    pub spec: JobSpec,
+    /// As submitted, packed (after compaction without labels, argv and env); see
+    /// [`Job::spec`].
+    pub(crate) spec: StoredSpec,
     /// Current status.
     pub status: JobStatus,
     /// Stamp of the submission.
@@ -40,12 +43,10 @@ pub struct Job {
     pub retries_used: u32,
     /// Extension tracking, boxed and absent until the first request (most jobs never ask).
     pub extensions: Option<Box<JobExtensions>>,
-    /// Runtime state of each workflow, parallel to `spec.workflows`.
+    /// Runtime state of each workflow, parallel to the spec's workflows.
     pub workflows: Vec<WorkflowState>,
-    /// What happened to it, oldest first, bounded (see `timeline_dropped`).
-    pub timeline: Vec<TimelineEntry>,
-    /// Timeline entries dropped to keep it bounded (always after the first entry).
-    pub timeline_dropped: u32,
+    /// What happened to it, oldest first, bounded and encoded; see [`Job::timeline`].
+    pub(crate) timeline: Timeline,
     /// Compacted to a summary: timeline, commands, env and labels were dropped.
     pub compacted: bool,
 }
@@ -232,19 +233,19 @@ impl Job {
     pub(crate) fn new(
         id: JobId,
         idempotency_key: Option<IdempotencyKey>,
-        spec: JobSpec,
+        spec: &JobSpec,
         now_ms: u64,
         timeline_entries_max: u32,
     ) -> Job {
         let workflows = vec![WorkflowState::default(); spec.workflows.len()];
-        // Room for a clean run (submitted, then dispatched, started, done per workflow, then
-        // finished) so the timeline is allocated once; finishing trims it to size.
-        let expected = 2 + 3 * spec.workflows.len();
-        let timeline = Vec::with_capacity(expected.min(timeline_entries_max as usize));
+        // Room for a clean run (submitted, then dispatched, started, progress, done per
+        // workflow, then finished) so the timeline is allocated once; finishing trims it.
+        let expected = 2 + 4 * spec.workflows.len();
+        let timeline = Timeline::with_capacity(expected.min(timeline_entries_max as usize));
         Job {
             id,
             idempotency_key,
-            spec,
+            spec: StoredSpec::new(spec),
             status: JobStatus::Pending,
             submitted_at_ms: now_ms,
             started_at_ms: now_ms,
@@ -256,8 +257,30 @@ impl Job {
             extensions: None,
             workflows,
             timeline,
-            timeline_dropped: 0,
             compacted: false,
+        }
+    }
+
+    /// The spec as stored: limits read in place, text unpacked on demand
+    /// ([`StoredSpec::to_spec`]).
+    pub fn spec(&self) -> &StoredSpec {
+        &self.spec
+    }
+
+    /// What happened to it, oldest first (empty once compacted).
+    pub fn timeline(&self) -> Vec<TimelineEntry> {
+        self.timeline.entries(self.timeline_base())
+    }
+
+    /// Timeline lines dropped to keep it bounded (always after the first line).
+    pub fn timeline_dropped(&self) -> u32 {
+        self.timeline.dropped()
+    }
+
+    fn timeline_base(&self) -> Base {
+        Base {
+            index: self.id.log_index(),
+            at_ms: self.submitted_at_ms,
         }
     }
 
@@ -309,7 +332,7 @@ impl Job {
     pub fn overall_timeout_due(&self, now_ms: u64) -> bool {
         let allowed = self
             .spec
-            .timeout_ms
+            .timeout_ms()
             .saturating_add(self.total_extensions_granted_ms());
         now_ms.saturating_sub(self.started_at_ms) > allowed
     }
@@ -317,7 +340,7 @@ impl Job {
     /// Running and no progress (nor grant) for longer than the stuck threshold at `now_ms`.
     pub fn stuck_due(&self, now_ms: u64) -> bool {
         self.status == JobStatus::Running
-            && now_ms.saturating_sub(self.last_progress_at_ms) > self.spec.stuck_threshold_ms
+            && now_ms.saturating_sub(self.last_progress_at_ms) > self.spec.stuck_threshold_ms()
     }
 
     /// The timeout condition that holds at `now_ms`, overall first.
@@ -334,13 +357,13 @@ impl Job {
     /// Whether the workflow's current attempt ran past its own timeout (extensions included).
     pub fn workflow_timeout_due(&self, workflow: WorkflowId, now_ms: u64) -> bool {
         let position = workflow.0 as usize;
-        let (Some(spec), Some(state)) = (
-            self.spec.workflows.get(position),
+        let (Some(limits), Some(state)) = (
+            self.spec.workflow_limits(position),
             self.workflows.get(position),
         ) else {
             return false;
         };
-        match (spec.timeout_ms, state.started_at_ms, state.status) {
+        match (limits.timeout_ms, state.started_at_ms, state.status) {
             (Some(timeout_ms), Some(started_at_ms), WorkflowStatus::Running) => {
                 let allowed = timeout_ms.saturating_add(self.total_extensions_granted_ms());
                 now_ms.saturating_sub(started_at_ms) > allowed
@@ -349,9 +372,7 @@ impl Job {
         }
     }
 
-    /// Appends to the timeline. A progress line replaces the workflow's previous progress
-    /// line; past `entries_max` the second-oldest entry is dropped (the first, `Submitted`,
-    /// always stays) and counted.
+    /// Appends to the timeline (see [`Timeline::record`]).
     pub(crate) fn record(
         &mut self,
         index: LogIndex,
@@ -359,36 +380,21 @@ impl Job {
         what: Happening,
         entries_max: u32,
     ) {
-        if let Happening::Progress { workflow, .. } = what {
-            let previous = self.timeline.iter().position(|entry| {
-                matches!(entry.what, Happening::Progress { workflow: other, .. } if other == workflow)
-            });
-            if let Some(position) = previous {
-                self.timeline.remove(position);
-            }
-        }
-        if self.timeline.len() >= entries_max as usize && self.timeline.len() >= 2 {
-            self.timeline.remove(1);
-            self.timeline_dropped = self.timeline_dropped.saturating_add(1);
-        }
-        self.timeline.push(TimelineEntry { index, at_ms, what });
+        let base = self.timeline_base();
+        let entry = TimelineEntry { index, at_ms, what };
+        self.timeline.record(base, entry, entries_max);
     }
 
     /// Drops what a finished job no longer needs in memory: progress lines, spare capacity.
     pub(crate) fn trim_finished(&mut self) {
-        self.timeline
-            .retain(|entry| !matches!(entry.what, Happening::Progress { .. }));
-        self.timeline.shrink_to_fit();
+        let base = self.timeline_base();
+        self.timeline.trim_finished(base);
     }
 
     /// Compacts a finished job to a summary: drops the timeline, commands, env and labels.
     pub(crate) fn compact(&mut self) {
-        self.timeline = Vec::new();
-        self.spec.labels.clear();
-        for workflow in &mut self.spec.workflows {
-            workflow.command = Vec::new();
-            workflow.env.clear();
-        }
+        self.timeline.clear();
+        self.spec = self.spec.compacted();
         for state in &mut self.workflows {
             state.failure = None;
         }

@@ -7,7 +7,10 @@
 
 mod index;
 mod job;
+mod packed;
 mod records;
+mod stored_spec;
+mod timeline;
 
 use std::collections::BTreeMap;
 
@@ -19,6 +22,7 @@ pub use self::job::{
     TimeoutRecord, WorkflowState,
 };
 pub use self::records::{Globals, IdempotencyEntry, Worker};
+pub use self::stored_spec::{StoredSpec, WorkflowLimits};
 use crate::{
     Error, IdempotencyKey, JobId, Result, StateConfig, WorkerId, WorkflowId, WorkflowOutput,
     OUTPUT_RECORDS_MAX,
@@ -328,7 +332,7 @@ fn inconsistent(what: String) -> Error {
 }
 
 fn check_job(job: &Job, workers: &BTreeMap<WorkerId, Worker>) -> Result<()> {
-    if job.workflows.len() != job.spec.workflows.len() {
+    if job.workflows.len() != job.spec.workflow_count() {
         return Err(inconsistent(format!(
             "job {} has mismatched workflow lists",
             job.id

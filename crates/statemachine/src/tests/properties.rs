@@ -343,11 +343,11 @@ fn check_invariants(before: &State, after: &State, events: &[Event], outcomes: &
             let held = match reason {
                 TimeoutReason::Overall => {
                     now_ms - record.started_at_ms
-                        > record.spec.timeout_ms + record.total_extensions_granted_ms()
+                        > record.spec.timeout_ms() + record.total_extensions_granted_ms()
                 }
                 TimeoutReason::Stuck => {
                     record.status == JobStatus::Running
-                        && now_ms - record.last_progress_at_ms > record.spec.stuck_threshold_ms
+                        && now_ms - record.last_progress_at_ms > record.spec.stuck_threshold_ms()
                 }
             };
             assert!(
