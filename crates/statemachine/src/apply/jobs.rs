@@ -80,16 +80,21 @@ pub(super) fn submit(
     }
     let id =
         JobId::from_position(context.index, context.jobs_created).ok_or(Rejection::TooManyJobs)?;
-    assert!(
-        !state.jobs.contains_key(&id),
-        "job id {id} derived twice: index went backwards"
-    );
+    let std::collections::btree_map::Entry::Vacant(slot) = state.jobs.entry(id) else {
+        panic!("invariant: job id {id} derived twice: index went backwards");
+    };
     context.jobs_created += 1;
     let entries_max = state.globals.config.timeline_entries_max;
-    let job = Job::new(id, key.cloned(), spec, context.now_ms, entries_max);
+    let mut job = Job::new(id, key.cloned(), spec, context.now_ms, entries_max);
+    job.record(
+        context.index,
+        context.now_ms,
+        Happening::Submitted,
+        entries_max,
+    );
     state.index.add_job(&job);
-    state.jobs.insert(id, Box::new(job));
-    state.record(context, id, Happening::Submitted);
+    slot.insert(Box::new(job));
+    context.report.touched.jobs.insert(id);
     if let Some(key) = key {
         if let Some(entry) = state.keys.get_mut(key) {
             state.index.remove_key(entry);
@@ -317,11 +322,17 @@ pub(crate) fn live_job(state: &State, job_id: JobId) -> Result<&Job, Rejection> 
         .jobs
         .get(&job_id)
         .ok_or(Rejection::JobNotFound { job: job_id })?;
+    check_live(job)?;
+    Ok(job)
+}
+
+/// The job must not be terminal.
+pub(crate) fn check_live(job: &Job) -> Result<(), Rejection> {
     if job.status.is_terminal() {
         return Err(Rejection::JobTerminal {
-            job: job_id,
+            job: job.id,
             status: job.status,
         });
     }
-    Ok(job)
+    Ok(())
 }

@@ -3,12 +3,67 @@
 //!
 //! Callers validate first; these helpers only mutate (they never refuse).
 
+use std::collections::BTreeMap;
+
 use crate::apply::Context;
-use crate::State;
+use crate::state::Indexes;
 use crate::{
-    ApplyReport, FailureCause, Happening, JobId, JobStatus, StopOrder, WorkflowId, WorkflowRef,
-    WorkflowState, WorkflowStatus,
+    ApplyReport, FailureCause, Happening, IdempotencyEntry, IdempotencyKey, Job, JobId, JobStatus,
+    State, StopOrder, WorkflowId, WorkflowRef, WorkflowState, WorkflowStatus,
 };
+
+/// Changes one workflow's runtime state on a job already looked up, keeping the indexes in step,
+/// counting the change as progress for stuck detection and, with `what`, adding a timeline line.
+pub(crate) fn change_workflow(
+    job: &mut Job,
+    index: &mut Indexes,
+    context: &mut Context<'_>,
+    workflow: WorkflowId,
+    change: impl FnOnce(&mut WorkflowState),
+    what: Option<(Happening, u32)>,
+) {
+    let position = workflow.0 as usize;
+    let cores = job.spec.workflow_cores(position);
+    let Some(state) = job.workflows.get_mut(position) else {
+        return;
+    };
+    let before = (state.status, state.worker);
+    change(state);
+    let after = (state.status, state.worker);
+    if after.0.is_terminal() && !before.0.is_terminal() {
+        // Stamped here, the one place every status change passes, so no path misses it.
+        state.finished_at_ms = Some(context.now_ms);
+    }
+    if before != after {
+        // Only status and worker feed the indexes: progress reports skip the index work.
+        index.move_workflow(job.id, workflow, before, after, cores);
+    }
+    job.last_progress_at_ms = context.now_ms;
+    if let Some((what, entries_max)) = what {
+        job.record(context.index, context.now_ms, what, entries_max);
+    }
+    context.report.touched.jobs.insert(job.id);
+}
+
+/// The status the job finishes with once every workflow is terminal: `Cancelled` if a cancel
+/// was requested, `Completed` if every workflow completed, `Failed` otherwise; `None` while it
+/// is terminal already or a workflow is still open.
+pub(crate) fn settled_status(job: &Job) -> Option<JobStatus> {
+    if job.status.is_terminal() || !job.workflows.iter().all(|state| state.status.is_terminal()) {
+        return None;
+    }
+    Some(if job.cancel_requested_at_ms.is_some() {
+        JobStatus::Cancelled
+    } else if job
+        .workflows
+        .iter()
+        .all(|state| state.status == WorkflowStatus::Completed)
+    {
+        JobStatus::Completed
+    } else {
+        JobStatus::Failed
+    })
+}
 
 impl State {
     /// Changes one workflow's runtime state, keeping the indexes in step and counting the change
@@ -20,55 +75,9 @@ impl State {
         workflow: WorkflowId,
         change: impl FnOnce(&mut WorkflowState),
     ) {
-        self.change_workflow(context, job_id, workflow, change, None);
-    }
-
-    /// [`State::update_workflow`] and a timeline line in one lookup (the hot path).
-    pub(crate) fn transition(
-        &mut self,
-        context: &mut Context<'_>,
-        job_id: JobId,
-        workflow: WorkflowId,
-        change: impl FnOnce(&mut WorkflowState),
-        what: Happening,
-    ) {
-        self.change_workflow(context, job_id, workflow, change, Some(what));
-    }
-
-    fn change_workflow(
-        &mut self,
-        context: &mut Context<'_>,
-        job_id: JobId,
-        workflow: WorkflowId,
-        change: impl FnOnce(&mut WorkflowState),
-        what: Option<Happening>,
-    ) {
-        let entries_max = self.globals.config.timeline_entries_max;
-        let Some(job) = self.jobs.get_mut(&job_id) else {
-            return;
-        };
-        let position = workflow.0 as usize;
-        let cores = job.spec.workflow_cores(position);
-        let Some(state) = job.workflows.get_mut(position) else {
-            return;
-        };
-        let before = (state.status, state.worker);
-        change(state);
-        let after = (state.status, state.worker);
-        if after.0.is_terminal() && !before.0.is_terminal() {
-            // Stamped here, the one place every status change passes, so no path misses it.
-            state.finished_at_ms = Some(context.now_ms);
+        if let Some(job) = self.jobs.get_mut(&job_id) {
+            change_workflow(job, &mut self.index, context, workflow, change, None);
         }
-        if before != after {
-            // Only status and worker feed the indexes: progress reports skip the index work.
-            self.index.remove_workflow(job_id, workflow, before, cores);
-            self.index.add_workflow(job_id, workflow, after, cores);
-        }
-        job.last_progress_at_ms = context.now_ms;
-        if let Some(what) = what {
-            job.record(context.index, context.now_ms, what, entries_max);
-        }
-        context.report.touched.jobs.insert(job_id);
     }
 
     /// Appends to a job's timeline.
@@ -80,50 +89,33 @@ impl State {
         }
     }
 
-    pub(crate) fn set_job_status(&mut self, job_id: JobId, status: JobStatus) {
-        if let Some(job) = self.jobs.get_mut(&job_id) {
-            self.index.job_status_changed(job_id, job.status, status);
-            job.status = status;
-        }
-    }
-
-    /// Finishes the job when every workflow is terminal: `Cancelled` if a cancel was requested,
-    /// `Completed` if every workflow completed, `Failed` otherwise.
+    /// Finishes the job when every workflow is terminal (see [`settled_status`]).
     pub(crate) fn settle(&mut self, context: &mut Context<'_>, job_id: JobId) {
-        let Some(job) = self.jobs.get(&job_id) else {
-            return;
-        };
-        if job.status.is_terminal() || !job.workflows.iter().all(|state| state.status.is_terminal())
-        {
-            return;
+        if let Some(status) = self.jobs.get(&job_id).and_then(|job| settled_status(job)) {
+            self.finish(context, job_id, status);
         }
-        let status = if job.cancel_requested_at_ms.is_some() {
-            JobStatus::Cancelled
-        } else if job
-            .workflows
-            .iter()
-            .all(|state| state.status == WorkflowStatus::Completed)
-        {
-            JobStatus::Completed
-        } else {
-            JobStatus::Failed
-        };
-        self.finish(context, job_id, status);
     }
 
     /// Makes the job terminal with `status`: workflows still holding a worker are told to stop
-    /// and, like pending ones, become `Cancelled`; the idempotency key is committed.
+    /// and, like pending ones, become `Cancelled`; the idempotency key is committed. One lookup.
     pub(crate) fn finish(&mut self, context: &mut Context<'_>, job_id: JobId, status: JobStatus) {
-        let Some(job) = self.jobs.get(&job_id) else {
+        let State {
+            globals,
+            jobs,
+            keys,
+            index,
+            ..
+        } = self;
+        let Some(job) = jobs.get_mut(&job_id) else {
             return;
         };
-        let fence_token = self.globals.fence_token;
-        let open = job.workflow_ids_with(|state| !state.status.is_terminal());
-        for workflow in open {
-            let Some(state) = job.workflow(workflow) else {
-                continue;
-            };
-            if let (true, Some(worker)) = (state.status.holds_worker(), state.worker) {
+        let fence_token = globals.fence_token;
+        for (workflow, state) in (0u32..).map(WorkflowId).zip(&job.workflows) {
+            if let (false, true, Some(worker)) = (
+                state.status.is_terminal(),
+                state.status.holds_worker(),
+                state.worker,
+            ) {
                 let target = WorkflowRef {
                     job: job_id,
                     workflow,
@@ -138,44 +130,28 @@ impl State {
         }
         let open = job.workflow_ids_with(|state| !state.status.is_terminal());
         for workflow in open {
-            self.update_workflow(context, job_id, workflow, |state| {
-                state.status = WorkflowStatus::Cancelled;
-            });
+            let cancel = |state: &mut WorkflowState| state.status = WorkflowStatus::Cancelled;
+            change_workflow(job, index, context, workflow, cancel, None);
         }
-        self.set_job_status(job_id, status);
-        self.index.cancelling.remove(&job_id);
-        self.record(context, job_id, Happening::Finished { status });
+        index.job_status_changed(job_id, job.status, status);
+        job.status = status;
+        index.cancelling.remove(&job_id);
         let now_ms = context.now_ms;
-        let Some(job) = self.jobs.get_mut(&job_id) else {
-            return;
-        };
+        let entries_max = globals.config.timeline_entries_max;
+        job.record(
+            context.index,
+            now_ms,
+            Happening::Finished { status },
+            entries_max,
+        );
         job.finished_at_ms = Some(now_ms);
         job.trim_finished();
-        self.index.retained_finished.insert((now_ms, job_id));
+        index.retained_finished.insert((now_ms, job_id));
         context.report.touched.jobs.insert(job_id);
-        if let Some(key) = job.idempotency_key.clone() {
-            self.commit_key(context, job_id, &key);
+        if let Some(key) = &job.idempotency_key {
+            let ttl_ms = globals.config.idempotency_ttl_ms;
+            commit_key(keys, index, context, job_id, key, ttl_ms);
         }
-    }
-
-    fn commit_key(
-        &mut self,
-        context: &mut Context<'_>,
-        job_id: JobId,
-        key: &crate::IdempotencyKey,
-    ) {
-        let ttl_ms = self.globals.config.idempotency_ttl_ms;
-        let Some(entry) = self.keys.get_mut(key) else {
-            return;
-        };
-        if entry.job != Some(job_id) {
-            return;
-        }
-        self.index.remove_key(entry);
-        entry.committed_at_ms = Some(context.now_ms);
-        entry.expires_at_ms = context.now_ms.saturating_add(ttl_ms);
-        self.index.add_key(entry);
-        context.report.touched.idempotency_keys.insert(key.clone());
     }
 
     /// A workflow attempt ended badly: back to `Pending` while both retry budgets last (and no
@@ -248,4 +224,26 @@ impl State {
             }
         }
     }
+}
+
+/// Starts the TTL of the job's idempotency key, if the key is still bound to it.
+fn commit_key(
+    keys: &mut BTreeMap<IdempotencyKey, IdempotencyEntry>,
+    index: &mut Indexes,
+    context: &mut Context<'_>,
+    job_id: JobId,
+    key: &IdempotencyKey,
+    ttl_ms: u64,
+) {
+    let Some(entry) = keys.get_mut(key) else {
+        return;
+    };
+    if entry.job != Some(job_id) {
+        return;
+    }
+    index.remove_key(entry);
+    entry.committed_at_ms = Some(context.now_ms);
+    entry.expires_at_ms = context.now_ms.saturating_add(ttl_ms);
+    index.add_key(entry);
+    context.report.touched.idempotency_keys.insert(key.clone());
 }

@@ -1,6 +1,7 @@
 //! Workflow-level events: dispatch, the worker's reports, and per-attempt timeouts.
 
-use crate::apply::jobs::{check_fence, live_job};
+use crate::apply::jobs::{check_fence, check_live, live_job};
+use crate::apply::transitions::{change_workflow, settled_status};
 use crate::apply::{Applied, Context};
 use crate::limits::ERROR_BYTES_MAX;
 use crate::{
@@ -30,7 +31,6 @@ pub(super) fn dispatch(
     }
     let cores_needed = job.spec.workflow_cores(target.workflow.0 as usize);
     check_capacity(state, worker_id, cores_needed)?;
-    let was_pending = job.status == JobStatus::Pending;
     let what = Happening::Dispatched {
         workflow: target.workflow,
         attempt: next,
@@ -46,9 +46,23 @@ pub(super) fn dispatch(
         runtime.finished_at_ms = None;
         runtime.progress = 0;
     };
-    state.transition(context, target.job, target.workflow, assign, what);
-    if was_pending {
-        state.set_job_status(target.job, JobStatus::Running);
+    let entries_max = state.globals.config.timeline_entries_max;
+    if let Some(job) = state.jobs.get_mut(&target.job) {
+        let what = Some((what, entries_max));
+        change_workflow(
+            job,
+            &mut state.index,
+            context,
+            target.workflow,
+            assign,
+            what,
+        );
+        if job.status == JobStatus::Pending {
+            state
+                .index
+                .job_status_changed(target.job, job.status, JobStatus::Running);
+            job.status = JobStatus::Running;
+        }
     }
     Ok(Outcome::Applied)
 }
@@ -83,6 +97,31 @@ pub(crate) fn check_capacity(
 /// Checks a worker report against the state: the job is live, the attempt and the worker are
 /// the current ones, the transition is allowed and progress grew. Shared with `decide`.
 pub(crate) fn check_report(state: &State, event: &Event) -> Result<WorkflowRef, Rejection> {
+    let target = report_target(event)?;
+    check_report_on(live_job(state, target.job)?, event)
+}
+
+/// The attempt a worker report is about.
+fn report_target(event: &Event) -> Result<WorkflowRef, Rejection> {
+    match event {
+        Event::WorkflowStarted { target, .. }
+        | Event::WorkflowProgress { target, .. }
+        | Event::WorkflowCompleted { target, .. }
+        | Event::WorkflowFailed { target, .. }
+        | Event::WorkflowCancelled { target, .. }
+        | Event::WorkflowExited { target, .. } => Ok(*target),
+        _ => {
+            let reason = format!("{} is not a worker report", event.name());
+            Err(Rejection::InvalidField {
+                field: "event".to_owned(),
+                reason,
+            })
+        }
+    }
+}
+
+/// [`check_report`] on the live job the report is about.
+fn check_report_on(job: &Job, event: &Event) -> Result<WorkflowRef, Rejection> {
     let (target, worker, allowed, action): (_, _, &[WorkflowStatus], _) = match event {
         Event::WorkflowStarted { target, worker } => {
             (target, worker, &[WorkflowStatus::Dispatched], "start")
@@ -125,15 +164,8 @@ pub(crate) fn check_report(state: &State, event: &Event) -> Result<WorkflowRef, 
             ],
             "record the exit of",
         ),
-        _ => {
-            let reason = format!("{} is not a worker report", event.name());
-            return Err(Rejection::InvalidField {
-                field: "event".to_owned(),
-                reason,
-            });
-        }
+        _ => return report_target(event),
     };
-    let job = live_job(state, target.job)?;
     let runtime = workflow_of(job, *target)?;
     if runtime.attempt != target.attempt {
         return Err(stale(*target, runtime.attempt));
@@ -161,10 +193,42 @@ pub(crate) fn check_report(state: &State, event: &Event) -> Result<WorkflowRef, 
     Ok(*target)
 }
 
+/// Applies a worker report. Start, progress and completion (the bulk of the log) look the job
+/// up once for the check and the change, and once more only when the job finishes.
 pub(super) fn report(state: &mut State, context: &mut Context<'_>, event: &Event) -> Applied {
-    let target = check_report(state, event)?;
+    let target = report_target(event)?;
+    let (job_id, workflow) = (target.job, target.workflow);
+    if let Event::WorkflowFailed {
+        error, exit_code, ..
+    } = event
+    {
+        check_report(state, event)?;
+        let failure = Some((truncate(error, ERROR_BYTES_MAX), *exit_code));
+        state.fail_attempt(context, job_id, workflow, FailureCause::Reported, failure);
+        return Ok(Outcome::Applied);
+    }
+    if let Event::WorkflowExited { worker, exit, .. } = event {
+        check_report(state, event)?;
+        let output = WorkflowOutput {
+            job: job_id,
+            workflow,
+            attempt: target.attempt,
+            worker: *worker,
+            at_ms: context.now_ms,
+            exit: exit.clone().bounded(),
+        };
+        state.record_output(context, output);
+        return Ok(Outcome::Applied);
+    }
+    let entries_max = state.globals.config.timeline_entries_max;
+    let job = state
+        .jobs
+        .get_mut(&job_id)
+        .ok_or(Rejection::JobNotFound { job: job_id })?;
+    check_live(job)?;
+    check_report_on(job, event)?;
     let now_ms = context.now_ms;
-    let (job, workflow) = (target.job, target.workflow);
+    let index = &mut state.index;
     match event {
         Event::WorkflowStarted { .. } => {
             let what = Happening::Started {
@@ -175,49 +239,52 @@ pub(super) fn report(state: &mut State, context: &mut Context<'_>, event: &Event
                 runtime.status = WorkflowStatus::Running;
                 runtime.started_at_ms = Some(now_ms);
             };
-            state.transition(context, job, workflow, start, what);
+            change_workflow(
+                job,
+                index,
+                context,
+                workflow,
+                start,
+                Some((what, entries_max)),
+            );
         }
         Event::WorkflowProgress { progress, .. } => {
             let progress = *progress;
             let what = Happening::Progress { workflow, progress };
-            state.transition(
-                context,
+            let report = |runtime: &mut WorkflowState| runtime.progress = progress;
+            change_workflow(
                 job,
+                index,
+                context,
                 workflow,
-                |runtime| runtime.progress = progress,
-                what,
+                report,
+                Some((what, entries_max)),
             );
         }
-        Event::WorkflowCompleted { .. } => {
-            let what = Happening::WorkflowCompleted { workflow };
-            let complete = |runtime: &mut WorkflowState| runtime.status = WorkflowStatus::Completed;
-            state.transition(context, job, workflow, complete, what);
-            state.settle(context, job);
-        }
-        Event::WorkflowFailed {
-            error, exit_code, ..
-        } => {
-            let failure = Some((truncate(error, ERROR_BYTES_MAX), *exit_code));
-            state.fail_attempt(context, job, workflow, FailureCause::Reported, failure);
-        }
-        Event::WorkflowCancelled { .. } => {
-            let what = Happening::WorkflowCancelled { workflow };
-            let cancel = |runtime: &mut WorkflowState| runtime.status = WorkflowStatus::Cancelled;
-            state.transition(context, job, workflow, cancel, what);
-            state.settle(context, job);
-        }
-        Event::WorkflowExited { worker, exit, .. } => {
-            let output = WorkflowOutput {
-                job,
-                workflow,
-                attempt: target.attempt,
-                worker: *worker,
-                at_ms: now_ms,
-                exit: exit.clone().bounded(),
+        _ => {
+            let (what, next) = match event {
+                Event::WorkflowCompleted { .. } => (
+                    Happening::WorkflowCompleted { workflow },
+                    WorkflowStatus::Completed,
+                ),
+                _ => (
+                    Happening::WorkflowCancelled { workflow },
+                    WorkflowStatus::Cancelled,
+                ),
             };
-            state.record_output(context, output);
+            let end = |runtime: &mut WorkflowState| runtime.status = next;
+            change_workflow(
+                job,
+                index,
+                context,
+                workflow,
+                end,
+                Some((what, entries_max)),
+            );
+            if let Some(status) = settled_status(job) {
+                state.finish(context, job_id, status);
+            }
         }
-        _ => {}
     }
     Ok(Outcome::Applied)
 }

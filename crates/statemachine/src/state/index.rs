@@ -126,29 +126,33 @@ impl Indexes {
         self.by_status.entry(to).or_default().insert(job);
     }
 
-    /// Removes a workflow's entries before it changes; `add_workflow` re-adds them after.
-    pub fn remove_workflow(
+    /// Moves a workflow's entries from its `before` placement to its `after` one, touching
+    /// only what differs (a start keeps the worker: its assignment and cores stay put).
+    pub fn move_workflow(
         &mut self,
         job: JobId,
         workflow: WorkflowId,
-        (status, worker): Placement,
+        before: Placement,
+        after: Placement,
         cores: u32,
     ) {
-        if status == WorkflowStatus::Pending {
-            self.pending_workflows.remove(&(job, workflow));
-        }
-        if let (true, Some(worker)) = (status.holds_worker(), worker) {
-            if let Some(set) = self.assignments.get_mut(&worker) {
-                set.remove(&(job, workflow));
-                if set.is_empty() {
-                    self.assignments.remove(&worker);
-                }
+        let pending = |(status, _): Placement| status == WorkflowStatus::Pending;
+        match (pending(before), pending(after)) {
+            (true, false) => {
+                self.pending_workflows.remove(&(job, workflow));
             }
-            if let Some(used) = self.cores_used.get_mut(&worker) {
-                *used = used.saturating_sub(cores);
-                if *used == 0 {
-                    self.cores_used.remove(&worker);
-                }
+            (false, true) => {
+                self.pending_workflows.insert((job, workflow));
+            }
+            _ => {}
+        }
+        let (held_before, held_after) = (holder(before), holder(after));
+        if held_before != held_after {
+            if let Some(worker) = held_before {
+                self.release(job, workflow, worker, cores);
+            }
+            if let Some(worker) = held_after {
+                self.hold(job, workflow, worker, cores);
             }
         }
     }
@@ -157,19 +161,43 @@ impl Indexes {
         &mut self,
         job: JobId,
         workflow: WorkflowId,
-        (status, worker): Placement,
+        placement: Placement,
         cores: u32,
     ) {
-        if status == WorkflowStatus::Pending {
+        if placement.0 == WorkflowStatus::Pending {
             self.pending_workflows.insert((job, workflow));
         }
-        if let (true, Some(worker)) = (status.holds_worker(), worker) {
-            self.assignments
-                .entry(worker)
-                .or_default()
-                .insert((job, workflow));
-            let used = self.cores_used.entry(worker).or_default();
-            *used = used.saturating_add(cores);
+        if let Some(worker) = holder(placement) {
+            self.hold(job, workflow, worker, cores);
         }
     }
+
+    fn hold(&mut self, job: JobId, workflow: WorkflowId, worker: WorkerId, cores: u32) {
+        self.assignments
+            .entry(worker)
+            .or_default()
+            .insert((job, workflow));
+        let used = self.cores_used.entry(worker).or_default();
+        *used = used.saturating_add(cores);
+    }
+
+    fn release(&mut self, job: JobId, workflow: WorkflowId, worker: WorkerId, cores: u32) {
+        if let Some(set) = self.assignments.get_mut(&worker) {
+            set.remove(&(job, workflow));
+            if set.is_empty() {
+                self.assignments.remove(&worker);
+            }
+        }
+        if let Some(used) = self.cores_used.get_mut(&worker) {
+            *used = used.saturating_sub(cores);
+            if *used == 0 {
+                self.cores_used.remove(&worker);
+            }
+        }
+    }
+}
+
+/// The worker whose cores the workflow holds, if it holds any.
+fn holder((status, worker): Placement) -> Option<WorkerId> {
+    worker.filter(|_| status.holds_worker())
 }

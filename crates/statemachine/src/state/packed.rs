@@ -18,6 +18,11 @@ pub(crate) trait Sink {
 
     /// Appends `value` as an unsigned LEB128 varint (1 to 10 bytes).
     fn varint(&mut self, mut value: u64) {
+        if value < 0x80 {
+            // Most values (positions, attempts, small counts) take one byte.
+            self.put(&[value as u8]);
+            return;
+        }
         let mut buffer = [0u8; 10];
         let mut len = 0;
         loop {
@@ -97,10 +102,22 @@ impl<'a> Reader<'a> {
     }
 
     pub fn byte(&mut self) -> Option<u8> {
-        self.take(1).map(|taken| taken[0])
+        let (first, rest) = self.bytes.split_first()?;
+        self.bytes = rest;
+        Some(*first)
     }
 
     pub fn varint(&mut self) -> Option<u64> {
+        match self.bytes {
+            [first, rest @ ..] if *first < 0x80 => {
+                self.bytes = rest;
+                Some(u64::from(*first))
+            }
+            _ => self.varint_long(),
+        }
+    }
+
+    fn varint_long(&mut self) -> Option<u64> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let byte = self.byte()?;
