@@ -387,8 +387,7 @@ impl Job {
 
     /// Drops what a finished job no longer needs in memory: progress lines, spare capacity.
     pub(crate) fn trim_finished(&mut self) {
-        let base = self.timeline_base();
-        self.timeline.trim_finished(base);
+        self.timeline.trim_finished();
     }
 
     /// Compacts a finished job to a summary: drops the timeline, commands, env and labels.

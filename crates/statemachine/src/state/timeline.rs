@@ -10,6 +10,8 @@
 //!         [tag: u8][fields of the happening, each a varint or a one-byte code]
 //! ```
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 
 use crate::state::packed::{self, unzigzag, zigzag, Reader, Sink};
@@ -48,14 +50,10 @@ impl TryFrom<TimelineFields> for Timeline {
     type Error = &'static str;
 
     fn try_from(fields: TimelineFields) -> Result<Timeline, &'static str> {
-        let base = Base {
-            index: LogIndex(0),
-            at_ms: 0,
-        };
         let mut reader = Reader::new(&fields.bytes);
         let mut entries = 0u32;
         while !reader.is_empty() {
-            decode(&mut reader, base).ok_or("malformed timeline entry")?;
+            skip(&mut reader).ok_or("malformed timeline entry")?;
             entries = entries.checked_add(1).ok_or("too many timeline entries")?;
         }
         if entries != fields.entries {
@@ -99,15 +97,12 @@ impl Timeline {
     /// and counted.
     pub fn record(&mut self, base: Base, entry: TimelineEntry, entries_max: u32) {
         if let Happening::Progress { workflow, .. } = entry.what {
-            let previous = self.position_of(base, |what| {
-                matches!(what, Happening::Progress { workflow: other, .. } if other == workflow)
-            });
-            if let Some(range) = previous {
+            if let Some(range) = self.progress_line(workflow) {
                 self.remove(range);
             }
         }
         if self.entries >= entries_max && self.entries >= 2 {
-            if let Some(range) = self.span(base, 1) {
+            if let Some(range) = self.span(1) {
                 self.remove(range);
                 self.dropped = self.dropped.saturating_add(1);
             }
@@ -116,26 +111,25 @@ impl Timeline {
         self.entries += 1;
     }
 
-    /// Drops progress lines and spare capacity (the job finished).
-    pub fn trim_finished(&mut self, base: Base) {
-        let mut kept = Vec::new();
-        let mut entries = 0;
-        let mut reader = Reader::new(&self.bytes);
-        let mut start = 0;
-        while let Some(entry) = decode(&mut reader, base) {
+    /// Drops progress lines and spare capacity (the job finished), in place.
+    pub fn trim_finished(&mut self) {
+        let (mut read, mut write) = (0, 0);
+        while read < self.bytes.len() {
+            let mut reader = Reader::new(&self.bytes[read..]);
+            let Some(tag) = skip(&mut reader) else {
+                break;
+            };
             let end = self.bytes.len() - reader.rest().len();
-            if !matches!(entry.what, Happening::Progress { .. }) {
-                kept.push(start..end);
-                entries += 1;
+            if tag == tag::PROGRESS {
+                self.entries -= 1;
+            } else {
+                self.bytes.copy_within(read..end, write);
+                write += end - read;
             }
-            start = end;
+            read = end;
         }
-        let mut bytes = Vec::with_capacity(kept.iter().map(|range| range.len()).sum());
-        for range in kept {
-            bytes.extend_from_slice(&self.bytes[range]);
-        }
-        self.bytes = bytes;
-        self.entries = entries;
+        self.bytes.truncate(write);
+        self.bytes.shrink_to_fit();
     }
 
     /// Drops every line (compaction); the dropped count stays.
@@ -144,17 +138,17 @@ impl Timeline {
         self.entries = 0;
     }
 
-    fn remove(&mut self, range: std::ops::Range<usize>) {
+    fn remove(&mut self, range: Range<usize>) {
         self.bytes.drain(range);
         self.entries -= 1;
     }
 
     /// Byte range of the `wanted`-th line.
-    fn span(&self, base: Base, wanted: usize) -> Option<std::ops::Range<usize>> {
+    fn span(&self, wanted: usize) -> Option<Range<usize>> {
         let mut reader = Reader::new(&self.bytes);
         let mut start = 0;
         for position in 0.. {
-            decode(&mut reader, base)?;
+            skip(&mut reader)?;
             let end = self.bytes.len() - reader.rest().len();
             if position == wanted {
                 return Some(start..end);
@@ -164,22 +158,19 @@ impl Timeline {
         None
     }
 
-    /// Byte range of the first line whose happening satisfies `predicate`.
-    fn position_of(
-        &self,
-        base: Base,
-        predicate: impl Fn(Happening) -> bool,
-    ) -> Option<std::ops::Range<usize>> {
+    /// Byte range of the workflow's progress line, if it has one.
+    fn progress_line(&self, workflow: WorkflowId) -> Option<Range<usize>> {
         let mut reader = Reader::new(&self.bytes);
         let mut start = 0;
-        while let Some(entry) = decode(&mut reader, base) {
+        loop {
+            let line = reader;
+            let tag = skip(&mut reader)?;
             let end = self.bytes.len() - reader.rest().len();
-            if predicate(entry.what) {
+            if tag == tag::PROGRESS && progress_workflow(line) == Some(workflow) {
                 return Some(start..end);
             }
             start = end;
         }
-        None
     }
 }
 
@@ -267,6 +258,68 @@ fn encode(sink: &mut Vec<u8>, base: Base, entry: &TimelineEntry) {
         }
         Happening::Finished { status } => sink.put(&[tag::FINISHED, status_code(status)]),
     }
+}
+
+/// The shape of a field after the tag.
+#[derive(Clone, Copy)]
+enum Field {
+    /// A varint that fits `u32`.
+    U32,
+    /// A varint.
+    U64,
+    /// One byte below the given bound.
+    Code(u8),
+}
+
+/// The fields of each tag, in order (what [`encode`] writes).
+const LAYOUTS: [&[Field]; 12] = {
+    use Field::{Code, U32, U64};
+    [
+        &[],
+        &[U32, U32, U64, U64],
+        &[U32, U32],
+        &[U32, U64],
+        &[U32],
+        &[U32, U32, Code(CAUSES.len() as u8), Code(2)],
+        &[U32],
+        &[],
+        &[U64, U64],
+        &[U64, Code(DENIALS.len() as u8)],
+        &[Code(TIMEOUTS.len() as u8), U64],
+        &[Code(STATUSES.len() as u8)],
+    ]
+};
+
+/// Steps over the next entry, checking it as [`decode`] would, without building it: for
+/// validating decoded snapshots and for the edits of `apply`. Returns its tag.
+fn skip(reader: &mut Reader<'_>) -> Option<u8> {
+    reader.varint()?;
+    reader.varint()?;
+    let tag = reader.byte()?;
+    for &field in *LAYOUTS.get(usize::from(tag))? {
+        match field {
+            Field::U32 => {
+                reader.varint_u32()?;
+            }
+            Field::U64 => {
+                reader.varint()?;
+            }
+            Field::Code(bound) => {
+                if reader.byte()? >= bound {
+                    return None;
+                }
+            }
+        }
+    }
+    Some(tag)
+}
+
+/// The workflow of the progress line `line` starts with.
+fn progress_workflow(mut line: Reader<'_>) -> Option<WorkflowId> {
+    line.varint()?;
+    line.varint()?;
+    (line.byte()? == tag::PROGRESS).then_some(())?;
+    line.varint_u32().map(WorkflowId)
 }
 
 /// The next entry, or `None` at the end or on malformed bytes.
@@ -492,12 +545,32 @@ mod tests {
             ]
         );
         assert_eq!(timeline.dropped(), 1);
-        timeline.trim_finished(BASE);
+        timeline.trim_finished();
         assert_eq!(timeline.entries, 3);
         timeline.record(BASE, line(5, progress(3)), 10);
-        timeline.trim_finished(BASE);
+        timeline.trim_finished();
         assert_eq!(timeline.entries, 3);
         assert_eq!(timeline.bytes.capacity(), timeline.bytes.len());
+    }
+
+    #[test]
+    fn skip_steps_over_exactly_what_decode_reads() {
+        for what in every_happening() {
+            let entry = TimelineEntry {
+                index: LogIndex(BASE.index.0 + 300),
+                at_ms: BASE.at_ms + 70_000,
+                what,
+            };
+            let mut bytes = Vec::new();
+            encode(&mut bytes, BASE, &entry);
+            let (mut decoding, mut skipping) = (Reader::new(&bytes), Reader::new(&bytes));
+            assert_eq!(decode(&mut decoding, BASE), Some(entry));
+            assert!(skip(&mut skipping).is_some());
+            assert!(decoding.is_empty() && skipping.is_empty(), "{what:?}");
+            for len in 0..bytes.len() {
+                assert!(skip(&mut Reader::new(&bytes[..len])).is_none(), "{what:?}");
+            }
+        }
     }
 
     #[test]
