@@ -101,12 +101,14 @@ impl<'a> Reader<'a> {
         Some(taken)
     }
 
+    #[inline]
     pub fn byte(&mut self) -> Option<u8> {
         let (first, rest) = self.bytes.split_first()?;
         self.bytes = rest;
         Some(*first)
     }
 
+    #[inline]
     pub fn varint(&mut self) -> Option<u64> {
         match self.bytes {
             [first, rest @ ..] if *first < 0x80 => {
@@ -119,15 +121,15 @@ impl<'a> Reader<'a> {
 
     fn varint_long(&mut self) -> Option<u64> {
         let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.byte()?;
+        for (position, &byte) in self.bytes.iter().enumerate().take(10) {
             let low = u64::from(byte & 0x7f);
             // The tenth byte may carry only the top bit of a u64.
-            if shift == 63 && low > 1 {
+            if position == 9 && low > 1 {
                 return None;
             }
-            value |= low << shift;
+            value |= low << (7 * position);
             if byte & 0x80 == 0 {
+                self.bytes = &self.bytes[position + 1..];
                 return Some(value);
             }
         }
@@ -135,6 +137,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A varint that must fit `u32`.
+    #[inline]
     pub fn varint_u32(&mut self) -> Option<u32> {
         self.varint().and_then(|value| u32::try_from(value).ok())
     }
