@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use crate::{
     BodyHash, Error, Globals, IdempotencyEntry, IdempotencyKey, Job, JobId, JobSpec, Proposal,
@@ -84,12 +84,12 @@ pub fn decode_proposal(bytes: &[u8]) -> Result<Proposal> {
 /// Encodes the state's records as a snapshot.
 pub fn snapshot(state: &State) -> Result<Vec<u8>> {
     let mut bytes = header(SNAPSHOT_MAGIC, SNAPSHOT_FORMAT_VERSION);
-    bincode::serde::encode_into_std_write(records_of(state), &mut bytes, config()).map_err(
-        |source| Error::Encode {
+    bincode::encode_into_std_write(records_of(state), &mut bytes, config()).map_err(|source| {
+        Error::Encode {
             what: "snapshot",
             source,
-        },
-    )?;
+        }
+    })?;
     Ok(bytes)
 }
 
@@ -97,7 +97,7 @@ pub fn snapshot(state: &State) -> Result<Vec<u8>> {
 pub fn restore(bytes: &[u8]) -> Result<State> {
     let versions = SNAPSHOT_FORMAT_VERSION_OLDEST..=SNAPSHOT_FORMAT_VERSION;
     let (_, body) = check_header(bytes, "snapshot", SNAPSHOT_MAGIC, versions)?;
-    let records: BoxedRecords = decode_exact(body, "snapshot")?;
+    let records: BoxedRecords = decode_exact_borrowed(body, "snapshot")?;
     State::from_boxed(
         records.globals,
         records.jobs,
@@ -109,7 +109,12 @@ pub fn restore(bytes: &[u8]) -> Result<State> {
 
 /// FNV-1a 64 over the snapshot body: equal on every machine for equal records.
 pub fn state_hash(state: &State) -> u64 {
-    fnv_of(&records_of(state))
+    let mut hasher = Fnv64(FNV_OFFSET_BASIS);
+    // As in `fnv_of`: the writer never fails and every length is known.
+    if let Err(error) = bincode::encode_into_writer(records_of(state), &mut hasher, config()) {
+        panic!("invariant: canonical encoding failed: {error}");
+    }
+    hasher.0
 }
 
 /// FNV-1a 64 of the spec's canonical encoding; an idempotent resubmission must hash alike.
@@ -203,17 +208,52 @@ fn decode_limited<T: serde::de::DeserializeOwned, const LIMIT: usize>(
     bincode::serde::decode_from_slice(body, config().with_limit::<LIMIT>())
 }
 
-/// Serializes the values of a map as a sequence, without cloning them.
+/// [`decode_exact`] for types with bincode's own borrowing decoder (the snapshot: each job is
+/// one byte string read in place, see `state/job_codec.rs`).
+fn decode_exact_borrowed<'b, T: bincode::BorrowDecode<'b, ()>>(
+    body: &'b [u8],
+    what: &'static str,
+) -> Result<T> {
+    let claim_max = body.len().saturating_mul(CLAIM_BYTES_PER_BODY_BYTE);
+    let decoded = match claim_max {
+        claim if claim <= 1 << 20 => decode_borrowed_limited::<T, { 1 << 20 }>(body),
+        claim if claim <= 1 << 24 => decode_borrowed_limited::<T, { 1 << 24 }>(body),
+        claim if claim <= 1 << 28 => decode_borrowed_limited::<T, { 1 << 28 }>(body),
+        claim if claim <= 1 << 32 => decode_borrowed_limited::<T, { 1 << 32 }>(body),
+        claim if claim <= 1 << 36 => decode_borrowed_limited::<T, { 1 << 36 }>(body),
+        _ => decode_borrowed_limited::<T, { 1 << 40 }>(body),
+    };
+    let (value, read) = decoded.map_err(|source| Error::Decode { what, source })?;
+    if read != body.len() {
+        return Err(Error::TrailingBytes {
+            what,
+            offset: HEADER_BYTES + read,
+        });
+    }
+    Ok(value)
+}
+
+fn decode_borrowed_limited<'b, T: bincode::BorrowDecode<'b, ()>, const LIMIT: usize>(
+    body: &'b [u8],
+) -> std::result::Result<(T, usize), bincode::error::DecodeError> {
+    bincode::borrow_decode_from_slice(body, config().with_limit::<LIMIT>())
+}
+
+/// Encodes the values of a map as a sequence (a length, then each value), without cloning them.
 struct Values<'a, K, V>(&'a BTreeMap<K, V>);
 
-impl<K, V: Serialize> Serialize for Values<'_, K, V> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.values())
+impl<K, V: bincode::Encode> bincode::Encode for Values<'_, K, V> {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        encoder: &mut E,
+    ) -> std::result::Result<(), bincode::error::EncodeError> {
+        (self.0.len() as u64).encode(encoder)?;
+        self.0.values().try_for_each(|value| value.encode(encoder))
     }
 }
 
 /// Twin of [`crate::Records`] that decodes each job straight into its box (same bytes).
-#[derive(serde::Deserialize)]
+#[derive(bincode::BorrowDecode)]
 struct BoxedRecords {
     globals: Globals,
     // Boxed on purpose: the job map holds `Box<Job>`, so decoding straight into boxes
@@ -226,7 +266,7 @@ struct BoxedRecords {
 }
 
 /// Borrowed twin of [`crate::Records`]: encodes to the same bytes.
-#[derive(Serialize)]
+#[derive(bincode::Encode)]
 struct RecordsRef<'a> {
     globals: &'a Globals,
     jobs: Values<'a, JobId, Box<Job>>,
@@ -362,7 +402,7 @@ mod tests {
             "j",
             vec![crate::WorkflowSpec::new("w", vec!["true".into()])],
         );
-        for index in 1..=13 {
+        for index in 1..=14 {
             let events = (0..1000)
                 .map(|_| crate::Event::JobSubmitted {
                     idempotency_key: None,
@@ -385,7 +425,7 @@ mod tests {
         );
         let restored = restore(&bytes).unwrap();
         assert_eq!(state_hash(&restored), state_hash(&state));
-        assert_eq!(restored.jobs().count(), 13_000);
+        assert_eq!(restored.jobs().count(), 14_000);
     }
 
     #[test]

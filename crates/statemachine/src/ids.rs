@@ -15,7 +15,7 @@ macro_rules! id_newtype {
     ($(#[$doc:meta])* $name:ident($inner:ty)) => {
         $(#[$doc])*
         #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize, bincode::Encode, bincode::Decode,
         )]
         #[serde(transparent)]
         pub struct $name(pub $inner);
@@ -88,7 +88,19 @@ impl JobId {
 
 /// An idempotency key scoped by the client's namespace: the same `key` in two namespaces names
 /// two different submissions.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
+)]
 #[serde(deny_unknown_fields)]
 pub struct IdempotencyKey {
     /// The client namespace (for example a team or a CI project). May be empty.
@@ -115,7 +127,19 @@ impl fmt::Display for IdempotencyKey {
 
 /// FNV-1a 64-bit hash of a submission's canonical encoding; equal bodies have equal hashes.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
 )]
 #[serde(transparent)]
 pub struct BodyHash(pub u64);

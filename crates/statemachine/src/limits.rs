@@ -89,7 +89,7 @@ const _: () = assert!(WORKFLOWS_PER_JOB_MAX as u64 <= u32::MAX as u64);
 
 /// Settings every replica must share, carried inside the replicated state (and its hash) so a
 /// replica configured differently shows up as a hash divergence rather than silent drift.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     /// Grace period for cancelled jobs. Default: [`CANCEL_GRACE_MS_DEFAULT`]. Minimum: 0.

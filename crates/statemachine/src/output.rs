@@ -18,7 +18,9 @@ pub const OUTPUT_TAIL_BYTES_MAX: usize = 2_048;
 pub const OUTPUT_RECORDS_MAX: usize = 20_000;
 
 /// How an attempt's process ended, as its worker reported it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode,
+)]
 pub struct ExitRecord {
     /// Exit code, if the process exited.
     pub exit_code: Option<i32>,
@@ -39,7 +41,7 @@ impl ExitRecord {
 }
 
 /// The exit of the latest reported attempt of one workflow.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 pub struct WorkflowOutput {
     /// The job.
     pub job: JobId,

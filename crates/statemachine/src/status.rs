@@ -9,7 +9,20 @@ use serde::{Deserialize, Serialize};
 
 /// A job's status. `Pending → Running → {Completed, Failed, Cancelled, TimedOut}`; the last four
 /// are terminal and absorbing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Accepted, no workflow dispatched yet.
@@ -65,7 +78,19 @@ impl fmt::Display for JobStatus {
 /// Cancelled` from any non-terminal state; `Failed` or lost goes back to `Pending` while the
 /// retry budgets last.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum WorkflowStatus {
@@ -124,7 +149,20 @@ impl fmt::Display for WorkflowStatus {
 }
 
 /// A worker's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkerStatus {
     /// Registered and accepting work.
@@ -146,7 +184,20 @@ impl fmt::Display for WorkerStatus {
 }
 
 /// Why a job timed out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeoutReason {
     /// `now - started_at > timeout_ms + total_extensions_granted_ms`.
@@ -165,7 +216,20 @@ impl fmt::Display for TimeoutReason {
 }
 
 /// Why an extension request was denied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DenialReason {
     /// The worker already had every grant ("maximum extensions reached").

@@ -7,6 +7,7 @@
 
 mod index;
 mod job;
+mod job_codec;
 mod packed;
 mod records;
 mod stored_spec;

@@ -72,6 +72,13 @@ pub(crate) fn unzigzag(value: u64) -> i64 {
     ((value >> 1) as i64) ^ -((value & 1) as i64)
 }
 
+/// The position of `value` in `all` as a one-byte code (every table of codes is short).
+pub(crate) fn code_in<T: PartialEq>(all: &[T], value: &T) -> u8 {
+    all.iter()
+        .position(|candidate| candidate == value)
+        .map_or(u8::MAX, |position| position as u8)
+}
+
 /// Reads packed bytes front to back; every read is `None` on malformed or missing input.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Reader<'a> {

@@ -9,7 +9,7 @@ use crate::{BodyHash, FenceToken, IdempotencyKey, JobId, LogIndex, NodeId, State
 use crate::{WorkerId, WorkerStatus};
 
 /// State that is not about one job, worker or key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 pub struct Globals {
     /// Settings all replicas share.
     pub config: StateConfig,
@@ -39,7 +39,7 @@ impl Globals {
 }
 
 /// A registered worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 pub struct Worker {
     /// Its id.
     pub id: WorkerId,
@@ -56,7 +56,7 @@ pub struct Worker {
 }
 
 /// A live idempotency key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 pub struct IdempotencyEntry {
     /// The key.
     pub key: IdempotencyKey,

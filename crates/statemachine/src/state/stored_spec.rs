@@ -177,6 +177,46 @@ impl StoredSpec {
         spec
     }
 
+    /// Writes the spec into a job record (see `job_codec`).
+    pub(crate) fn pack_into(&self, out: &mut Vec<u8>) {
+        out.varint(self.timeout_ms);
+        out.varint(self.stuck_threshold_ms);
+        match self.cancel_grace_ms {
+            Some(grace_ms) => {
+                out.put(&[1]);
+                out.varint(grace_ms);
+            }
+            None => out.put(&[0]),
+        }
+        out.varint(u64::from(self.retry_budget));
+        out.varint(u64::from(self.retry_budget_per_workflow));
+        out.varint(self.packed.0.len() as u64);
+        out.put(&self.packed.0);
+    }
+
+    /// Reads what [`StoredSpec::pack_into`] wrote, checking the packed buffer.
+    pub(crate) fn unpack_from(reader: &mut Reader<'_>) -> Option<StoredSpec> {
+        let timeout_ms = reader.varint()?;
+        let stuck_threshold_ms = reader.varint()?;
+        let cancel_grace_ms = match reader.byte()? {
+            0 => None,
+            1 => Some(reader.varint()?),
+            _ => return None,
+        };
+        let retry_budget = reader.varint_u32()?;
+        let retry_budget_per_workflow = reader.varint_u32()?;
+        let len = usize::try_from(reader.varint()?).ok()?;
+        let packed = Packed::checked(reader.take(len)?.into()).ok()?;
+        Some(StoredSpec {
+            timeout_ms,
+            stuck_threshold_ms,
+            cancel_grace_ms,
+            retry_budget,
+            retry_budget_per_workflow,
+            packed,
+        })
+    }
+
     fn text(&self) -> Reader<'_> {
         let start = COUNT_BYTES + self.workflow_count() * LIMITS_BYTES;
         Reader::new(self.packed.0.get(start..).unwrap_or_default())
@@ -339,11 +379,17 @@ impl Serialize for Packed {
 
 impl<'de> Deserialize<'de> for Packed {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Packed, D::Error> {
-        let bytes = packed::deserialize_bytes(deserializer)?;
-        if walk(&bytes, &mut Checker).is_none() {
-            return Err(serde::de::Error::custom("malformed packed job spec"));
+        let bytes = packed::deserialize_bytes(deserializer)?.into_boxed_slice();
+        Packed::checked(bytes).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Packed {
+    fn checked(bytes: Box<[u8]>) -> Result<Packed, &'static str> {
+        match walk(&bytes, &mut Checker) {
+            Some(()) => Ok(Packed(bytes)),
+            None => Err("malformed packed job spec"),
         }
-        Ok(Packed(bytes.into_boxed_slice()))
     }
 }
 

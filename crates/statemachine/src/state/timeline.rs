@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::packed::{self, unzigzag, zigzag, Reader, Sink};
+use crate::state::packed::{self, code_in, unzigzag, zigzag, Reader, Sink};
 use crate::{
     Attempt, DenialReason, FailureCause, FenceToken, Happening, JobStatus, LogIndex, TimelineEntry,
     TimeoutReason, WorkerId, WorkflowId,
@@ -75,6 +75,25 @@ impl Timeline {
             entries: 0,
             dropped: 0,
         }
+    }
+
+    /// Writes the timeline into a job record (see `job_codec`).
+    pub fn pack_into(&self, out: &mut Vec<u8>) {
+        out.varint(self.bytes.len() as u64);
+        out.put(&self.bytes);
+        out.varint(u64::from(self.entries));
+        out.varint(u64::from(self.dropped));
+    }
+
+    /// Reads what [`Timeline::pack_into`] wrote, checking every line.
+    pub fn unpack_from(reader: &mut Reader<'_>) -> Option<Timeline> {
+        let len = usize::try_from(reader.varint()?).ok()?;
+        let fields = TimelineFields {
+            bytes: reader.take(len)?.to_vec(),
+            entries: reader.varint_u32()?,
+            dropped: reader.varint_u32()?,
+        };
+        Timeline::try_from(fields).ok()
     }
 
     /// Lines dropped to keep it bounded.
@@ -393,13 +412,6 @@ const CAUSES: [FailureCause; 3] = [
 ];
 const DENIALS: [DenialReason; 2] = [DenialReason::MaximumReached, DenialReason::NoProgress];
 const TIMEOUTS: [TimeoutReason; 2] = [TimeoutReason::Overall, TimeoutReason::Stuck];
-
-/// The position of `value` in `all` as a one-byte code (every table here is short).
-fn code_in<T: PartialEq>(all: &[T], value: &T) -> u8 {
-    all.iter()
-        .position(|candidate| candidate == value)
-        .map_or(u8::MAX, |position| position as u8)
-}
 
 fn status_code(status: JobStatus) -> u8 {
     code_in(&STATUSES, &status)
