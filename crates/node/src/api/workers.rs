@@ -429,10 +429,11 @@ fn replicated_logs(
     record: &steward_statemachine::Job,
     wanted: Option<&str>,
 ) -> Vec<AttemptLog> {
+    let names = record.spec().workflow_names();
     s.outputs_of(record.id)
         .filter_map(|output| {
-            let spec = record.spec.workflows.get(output.workflow.0 as usize)?;
-            if wanted.is_some_and(|name| name != spec.name) {
+            let name = *names.get(output.workflow.0 as usize)?;
+            if wanted.is_some_and(|wanted| wanted != name) {
                 return None;
             }
             Some(AttemptLog {
@@ -441,7 +442,7 @@ fn replicated_logs(
                     workflow: output.workflow,
                     attempt: output.attempt,
                 },
-                workflow_name: spec.name.clone(),
+                workflow_name: name.to_owned(),
                 worker: output.worker.0,
                 running: false,
                 exit_code: output.exit.exit_code,

@@ -1,11 +1,9 @@
 //! Recorded workflow exits: what an exit report adds, what it cannot add, the bound, and the
 //! formats (snapshot format 1 and event schema 1 still read).
 
-use serde::Serialize;
-
 use super::harness::{rejection, spec, Sim};
 use crate::{
-    decode_proposal, Command, Event, ExitRecord, JobStatus, Outcome, Proposal, Records, Rejection,
+    decode_proposal, Command, Event, ExitRecord, JobStatus, Outcome, Proposal, Rejection,
     ReportKind, State, WorkerId, WorkerReport, WorkflowId, WorkflowRef, OUTPUT_RECORDS_MAX,
     OUTPUT_TAIL_BYTES_MAX,
 };
@@ -236,7 +234,7 @@ fn outputs_beyond_the_bound_drop_the_oldest_jobs_first() {
 }
 
 #[test]
-fn snapshots_keep_outputs_and_format_1_still_restores() {
+fn snapshots_keep_outputs_and_older_formats_are_refused() {
     let mut sim = leader_with_worker(4);
     let job = sim.submit(spec("build", 2));
     sim.run(job, 0, 1);
@@ -252,36 +250,17 @@ fn snapshots_keep_outputs_and_format_1_still_restores() {
         "kept"
     );
 
-    // A format-1 snapshot is the same body without the output records.
-    #[derive(Serialize)]
-    struct RecordsV1 {
-        globals: crate::Globals,
-        jobs: Vec<crate::Job>,
-        idempotency: Vec<crate::IdempotencyEntry>,
-        workers: Vec<crate::Worker>,
+    // Formats 1 and 2 held unpacked job records: refused by version, as is a future format.
+    let current = State::restore(&sim.state.snapshot().unwrap()).unwrap();
+    assert_eq!(current.job(job), sim.state.job(job));
+    for found in [1u16, 2, 4] {
+        let mut bytes = b"STSN".to_vec();
+        bytes.extend_from_slice(&found.to_le_bytes());
+        assert!(matches!(
+            State::restore(&bytes),
+            Err(crate::Error::UnsupportedVersion { found: f, .. }) if f == found
+        ));
     }
-    let Records {
-        globals,
-        jobs,
-        idempotency,
-        workers,
-        outputs: _,
-    } = sim.state.to_records();
-    let v1 = RecordsV1 {
-        globals,
-        jobs,
-        idempotency,
-        workers,
-    };
-    let mut bytes = b"STSN\x01\x00".to_vec();
-    bytes.extend(bincode::serde::encode_to_vec(&v1, bincode::config::standard()).unwrap());
-    let old = State::restore(&bytes).unwrap();
-    assert!(old.output(job, WorkflowId(0)).is_none());
-    assert_eq!(old.job(job), sim.state.job(job));
-    assert!(matches!(
-        State::restore(b"STSN\x03\x00"),
-        Err(crate::Error::UnsupportedVersion { found: 3, .. })
-    ));
 }
 
 #[test]
