@@ -32,4 +32,6 @@ elif [ -x /etc/init.d/etcd ]; then
   fi
 fi
 
-etcd --version | head -n 1
+# sed reads all of its input: `head` would exit early and, under pipefail, etcd's SIGPIPE
+# would fail this script now and then.
+etcd --version | sed -n 1p
