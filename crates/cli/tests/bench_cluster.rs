@@ -1,5 +1,6 @@
 //! Smoke test of `steward bench cluster --quick` (about a minute): both systems start, take the
-//! load at every client count and produce numbers, as JSON and Markdown. It asserts no speed:
+//! load at every client count, go through a leader kill and a follower restart, and produce
+//! numbers, as JSON and Markdown. It asserts no speed:
 //! timings belong to the benchmark's own report, not to the test suite.
 //!
 //! It needs etcd 3.4 on the PATH, which `scripts/install-deps.sh` (run by CI and by the
@@ -71,10 +72,40 @@ fn quick_run_measures_both_systems_at_every_client_count() {
             );
         }
     }
+    for system in ["steward", "etcd"] {
+        let failover = report["failovers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["system"] == system)
+            .unwrap_or_else(|| panic!("no {system} failover"));
+        let trials = failover["trials"].as_array().unwrap();
+        assert_eq!(trials.len(), 1, "{failover}");
+        assert!(number(&trials[0], "writes_before") > 0.0, "{failover}");
+        assert!(number(&trials[0], "errors") >= 0.0, "{failover}");
+        let cases: Vec<&Value> = report["recoveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["system"] == system)
+            .collect();
+        // steward: without and with a snapshot; etcd: one case.
+        assert_eq!(cases.len(), if system == "steward" { 2 } else { 1 });
+        for case in cases {
+            assert!(number(case, "writes") > 0.0, "{case}");
+            assert!(number(case, "median_restart_ms") > 0.0, "{case}");
+            assert!(number(case, "data_bytes") > 0.0, "{case}");
+        }
+    }
     let verdicts = report["verdicts"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 4, "{verdicts:?}");
     assert!(
-        verdicts.iter().all(|v| v["met"].is_boolean()),
-        "every target has its inputs: {verdicts:?}"
+        verdicts[..2].iter().all(|v| v["met"].is_boolean()),
+        "the throughput and latency targets have their inputs: {verdicts:?}"
+    );
+    assert!(
+        verdicts[3]["met"].is_null(),
+        "a quick run's small log cannot claim the restart target: {verdicts:?}"
     );
     assert_eq!(std::fs::read_to_string(&markdown).unwrap(), stdout);
     assert!(stdout.contains("| 256 | etcd |"), "{stdout}");

@@ -4,11 +4,14 @@
 //!
 //! Layout: `process` owns member processes, `steward` and `etcd` know each system's command
 //! line and routes, `system` is a running cluster and its write operation, `throughput`
-//! measures one point, `report` renders. See ADR 0011 for the design (peer, API, CPU
+//! measures one point, `failover` kills leaders under load, `recovery` restarts a member over
+//! a large log, `report` renders. See ADR 0011 for the design (peer, API, CPU
 //! accounting). It installs nothing: etcd comes from `scripts/install-bench-deps.sh`.
 
 mod etcd;
+mod failover;
 mod process;
+mod recovery;
 mod report;
 mod steward;
 mod system;
@@ -23,6 +26,8 @@ use anyhow::{bail, Context as _};
 pub use super::machine::load_average;
 use super::machine::{default_parent, describe, refuse_tmpfs};
 use crate::job_cmd::parse_duration_arg;
+use failover::FailoverPlan;
+use recovery::RecoveryPlan;
 use report::{Report, Setting};
 use system::Programs;
 pub use system::SystemKind;
@@ -40,12 +45,48 @@ const MEASURE_FULL: Duration = Duration::from_secs(20);
 const WARMUP_QUICK: Duration = Duration::from_millis(500);
 /// `--quick`: measured time per point.
 const MEASURE_QUICK: Duration = Duration::from_millis(1500);
+/// Full run: leader kills per system (the median is reported).
+const KILLS_FULL: usize = 5;
+/// `--quick`: leader kills per system.
+const KILLS_QUICK: usize = 1;
+/// Load before each kill.
+const BEFORE_KILL: Duration = Duration::from_secs(2);
+/// `--quick`: load before each kill.
+const BEFORE_KILL_QUICK: Duration = Duration::from_secs(1);
+/// Load after each kill: the longest failover the report can show.
+const AFTER_KILL: Duration = Duration::from_secs(8);
+/// `--quick`: load after each kill.
+const AFTER_KILL_QUICK: Duration = Duration::from_secs(6);
+/// Full run: events in steward's log for the restart (the target's 1 M).
+const RECOVERY_EVENTS: u64 = 1_000_000;
+/// Full run: events after the snapshot in the second restart case.
+const RECOVERY_TAIL_EVENTS: u64 = 100_000;
+/// `--quick`: events in steward's log for the restart (reported as reduced).
+const RECOVERY_EVENTS_QUICK: u64 = 4_000;
+/// `--quick`: events after the snapshot.
+const RECOVERY_TAIL_EVENTS_QUICK: u64 = 1_000;
+/// Full run: restarts per case.
+const RESTARTS: usize = 3;
+/// `--quick`: restarts per case.
+const RESTARTS_QUICK: usize = 1;
+
+/// The parts of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// Writes/s, latency and CPU at each client count.
+    Throughput,
+    /// SIGKILL of the leader under 64 clients: time to the first write, client errors.
+    Failover,
+    /// A follower restarted over a large log (steward: 1 M events; and a snapshot + 100 k):
+    /// time to ready.
+    Recovery,
+}
 
 /// Options of `steward bench cluster`.
 #[derive(Debug, clap::Args)]
 pub struct ClusterArgs {
-    /// About a minute in all: 0.5 s warm-up + 1.5 s measured per point. The figures are
-    /// indicative only.
+    /// About a minute in all: 0.5 s warm-up + 1.5 s measured per point, one leader kill per
+    /// system, restarts over 4 000 events. The figures are indicative only.
     #[arg(long)]
     pub quick: bool,
     /// Concurrent clients per point, comma-separated. Default: 1,16,64,256.
@@ -60,6 +101,16 @@ pub struct ClusterArgs {
     /// Measure only these systems (comma-separated). Default: both.
     #[arg(long, value_delimiter = ',', value_enum)]
     pub systems: Vec<SystemKind>,
+    /// Run only these parts (comma-separated). Default: all.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub parts: Vec<Part>,
+    /// Leader kills per system. Default: 5 (--quick: 1).
+    #[arg(long)]
+    pub kills: Option<usize>,
+    /// Events in steward's log for the restart (etcd gets one key per steward submit, i.e.
+    /// half as many). Default: 1000000 (--quick: 4000).
+    #[arg(long)]
+    pub recovery_events: Option<u64>,
     /// Deadline of each write attempt, the same for both systems; a write that misses it is an
     /// error and is retried.
     #[arg(long, default_value = "2s", value_parser = parse_duration_arg)]
@@ -140,8 +191,14 @@ async fn run_async(args: &ClusterArgs) -> anyhow::Result<()> {
         .with_context(|| format!("create a run directory under {}", parent.display()))?;
     let load_average_start = load_average();
     let payload = payload();
+    let runs = |part: Part| args.parts.is_empty() || args.parts.contains(&part);
     let mut points = Vec::new();
-    for &count in &clients {
+    let counts = if runs(Part::Throughput) {
+        clients.as_slice()
+    } else {
+        &[]
+    };
+    for &count in counts {
         for &system in &systems {
             let root = run_dir.path().join(format!("{system}-{count}-clients"));
             let point = throughput::measure(system, count, &root, &programs, plan, &payload)
@@ -159,6 +216,56 @@ async fn run_async(args: &ClusterArgs) -> anyhow::Result<()> {
             points.push(point);
         }
     }
+    let mut failovers = Vec::new();
+    if runs(Part::Failover) {
+        let plan = FailoverPlan {
+            kills: args
+                .kills
+                .unwrap_or(if args.quick { KILLS_QUICK } else { KILLS_FULL }),
+            before: if args.quick {
+                BEFORE_KILL_QUICK
+            } else {
+                BEFORE_KILL
+            },
+            after: if args.quick {
+                AFTER_KILL_QUICK
+            } else {
+                AFTER_KILL
+            },
+            request_timeout: args.request_timeout,
+        };
+        for &system in &systems {
+            let root = run_dir.path().join(format!("{system}-failover"));
+            let result = failover::measure(system, &root, &programs, plan, &payload)
+                .await
+                .with_context(|| format!("{system}, failover"))?;
+            failovers.push(result);
+        }
+    }
+    let mut recoveries = Vec::new();
+    if runs(Part::Recovery) {
+        let plan = RecoveryPlan {
+            events: args.recovery_events.unwrap_or(if args.quick {
+                RECOVERY_EVENTS_QUICK
+            } else {
+                RECOVERY_EVENTS
+            }),
+            tail_events: if args.quick {
+                RECOVERY_TAIL_EVENTS_QUICK
+            } else {
+                RECOVERY_TAIL_EVENTS
+            },
+            restarts: if args.quick { RESTARTS_QUICK } else { RESTARTS },
+            request_timeout: args.request_timeout,
+        };
+        for &system in &systems {
+            let root = run_dir.path().join(format!("{system}-recovery"));
+            let results = recovery::measure(system, &root, &programs, plan, &payload)
+                .await
+                .with_context(|| format!("{system}, recovery"))?;
+            recoveries.extend(results);
+        }
+    }
     let report = Report {
         setting: Setting {
             command: command_line(),
@@ -173,8 +280,10 @@ async fn run_async(args: &ClusterArgs) -> anyhow::Result<()> {
             load_average_start,
             load_average_end: load_average(),
         },
-        verdicts: report::verdicts(&points),
+        verdicts: report::verdicts(&points, &failovers, &recoveries),
         points,
+        failovers,
+        recoveries,
     };
     let text = report::render(&report);
     print!("{text}");

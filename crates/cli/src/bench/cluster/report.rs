@@ -10,6 +10,8 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::Serialize;
 
+use super::failover::FailoverResult;
+use super::recovery::RecoveryResult;
 use super::system::SystemKind;
 use super::throughput::PointResult;
 use crate::bench::report::Verdict;
@@ -18,6 +20,15 @@ use crate::bench::report::Verdict;
 pub const TARGET_CLIENTS: usize = 256;
 /// steward's throughput at [`TARGET_CLIENTS`] must be at least this multiple of etcd's.
 pub const THROUGHPUT_RATIO_MIN: f64 = 1.5;
+/// steward's median time from a leader kill to the first write must be below this (and at
+/// most etcd's), in milliseconds.
+pub const FAILOVER_MS_MAX: f64 = 1500.0;
+/// Events in steward's log for the restart target.
+pub const RECOVERY_TARGET_EVENTS: u64 = 1_000_000;
+/// steward's restart over [`RECOVERY_TARGET_EVENTS`] must reach ready within this, in ms.
+pub const RECOVERY_MS_MAX: f64 = 1000.0;
+/// Bytes in one MiB, for data sizes.
+const MIB: f64 = 1024.0 * 1024.0;
 
 /// Where and how the run happened.
 #[derive(Clone, Debug, Serialize)]
@@ -53,6 +64,10 @@ pub struct Report {
     pub setting: Setting,
     /// Every throughput point, in run order.
     pub points: Vec<PointResult>,
+    /// Leader kills, per system.
+    pub failovers: Vec<FailoverResult>,
+    /// Restarts over a large log, per system and case.
+    pub recoveries: Vec<RecoveryResult>,
     /// The targets, checked.
     pub verdicts: Vec<Verdict>,
 }
@@ -90,7 +105,11 @@ fn paired_clients(points: &[PointResult]) -> Vec<usize> {
 
 /// Checks the issue's targets against the measurements. A target whose inputs were not
 /// measured is `met: None`.
-pub fn verdicts(points: &[PointResult]) -> Vec<Verdict> {
+pub fn verdicts(
+    points: &[PointResult],
+    failovers: &[FailoverResult],
+    recoveries: &[RecoveryResult],
+) -> Vec<Verdict> {
     let mut out = Vec::new();
     let at_target = find(points, SystemKind::Steward, TARGET_CLIENTS).zip(find(
         points,
@@ -147,7 +166,71 @@ pub fn verdicts(points: &[PointResult]) -> Vec<Verdict> {
         ),
         met: (!pairs.is_empty()).then(|| pairs.iter().all(|(_, s, e)| s.p99_ms <= e.p99_ms)),
     });
+    out.push(failover_verdict(failovers));
+    out.push(recovery_verdict(recoveries));
     out
+}
+
+fn recovery_verdict(recoveries: &[RecoveryResult]) -> Verdict {
+    // The first steward case is the one without a snapshot.
+    let steward = recoveries.iter().find(|r| r.system == SystemKind::Steward);
+    let full = steward.filter(|r| r.events.is_some_and(|e| e >= RECOVERY_TARGET_EVENTS));
+    Verdict {
+        target: format!(
+            "restart to ready with {RECOVERY_TARGET_EVENTS} events in the log < {RECOVERY_MS_MAX} ms"
+        ),
+        measured: steward.map_or_else(
+            || "not measured".to_owned(),
+            |r| {
+                let reduced = if full.is_none() {
+                    " (fewer events than the target: NOT the target's size)"
+                } else {
+                    ""
+                };
+                format!(
+                    "median {} ms over {} restarts, {}{reduced}",
+                    show_option(r.median_restart_ms, 0),
+                    r.restart_ms.len(),
+                    r.case
+                )
+            },
+        ),
+        met: full.map(|r| r.median_restart_ms.is_some_and(|ms| ms < RECOVERY_MS_MAX)),
+    }
+}
+
+fn failover_verdict(failovers: &[FailoverResult]) -> Verdict {
+    let of = |system| failovers.iter().find(|f| f.system == system);
+    let show = |f: &FailoverResult| {
+        f.median_first_write_ms.map_or_else(
+            || format!("no write within {:.0} s", f.observed_seconds),
+            |ms| format!("{ms:.0} ms"),
+        )
+    };
+    let both = of(SystemKind::Steward).zip(of(SystemKind::Etcd));
+    Verdict {
+        target: format!(
+            "leader failover, median kill -> first write: steward <= etcd and < {FAILOVER_MS_MAX} ms"
+        ),
+        measured: both.map_or_else(
+            || "not measured".to_owned(),
+            |(s, e)| {
+                format!(
+                    "{} vs {} (medians of {} and {} kills)",
+                    show(s),
+                    show(e),
+                    s.trials.len(),
+                    e.trials.len()
+                )
+            },
+        ),
+        met: both.map(|(s, e)| match (s.median_first_write_ms, e.median_first_write_ms) {
+            (Some(s), Some(e)) => s <= e && s < FAILOVER_MS_MAX,
+            // etcd never wrote again within the window: steward only has to be under the bound.
+            (Some(s), None) => s < FAILOVER_MS_MAX,
+            (None, _) => false,
+        }),
+    }
 }
 
 /// Renders the report as Markdown.
@@ -180,6 +263,8 @@ pub fn render(report: &Report) -> String {
         set.load_average_start, set.load_average_end
     );
     render_points(&mut s, &report.points);
+    render_failovers(&mut s, &report.failovers, set.request_timeout_ms);
+    render_recoveries(&mut s, &report.recoveries);
     let _ = writeln!(s, "\n## Targets\n");
     for v in &report.verdicts {
         let status = match v.met {
@@ -252,6 +337,81 @@ fn render_points(s: &mut String, points: &[PointResult]) {
             show_ratio(cpu)
         );
     }
+}
+
+fn render_failovers(s: &mut String, failovers: &[FailoverResult], request_timeout_ms: u64) {
+    let Some(first) = failovers.first() else {
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "\n## Leader failover ({} clients, SIGKILL of the leader)\n",
+        first.clients
+    );
+    let _ = writeln!(
+        s,
+        "| system | kills | median kill -> new leader ms | median kill -> first write ms \
+         | each kill: first write ms | median client errors | each kill: errors |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---|---:|---|");
+    for f in failovers {
+        let each_ms: Vec<String> = f
+            .trials
+            .iter()
+            .map(|t| show_option(t.first_write_ms, 0))
+            .collect();
+        let each_errors: Vec<String> = f.trials.iter().map(|t| t.errors.to_string()).collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {:.0} | {} |",
+            f.system,
+            f.trials.len(),
+            show_option(f.median_new_leader_ms, 0),
+            show_option(f.median_first_write_ms, 0),
+            each_ms.join(", "),
+            f.median_errors,
+            each_errors.join(", ")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nnew leader: a survivor's status names a new leader (polled every 10 ms); first write: \
+         the first write sent after the kill that succeeded (\"-\": none within {:.0} s); \
+         errors: failed attempts after the kill (an error answer, a refused connection, or no \
+         answer within {} ms; each client retries after 50 ms on the next member).",
+        first.observed_seconds, request_timeout_ms
+    );
+}
+
+fn render_recoveries(s: &mut String, recoveries: &[RecoveryResult]) {
+    if recoveries.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n## Restart of a follower over a large log\n");
+    let _ = writeln!(
+        s,
+        "| system | what the member holds | data MiB | median start -> ready ms | each ms \
+         | load writes/s |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---:|---|---:|");
+    for r in recoveries {
+        let each: Vec<String> = r.restart_ms.iter().map(|ms| format!("{ms:.0}")).collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.0} | {} | {} | {:.0} |",
+            r.system,
+            r.case,
+            r.data_bytes as f64 / MIB,
+            show_option(r.median_restart_ms, 0),
+            each.join(", "),
+            r.load_writes_per_second
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nready: steward `/readyz` (leader known, everything committed applied), etcd `/health`; \
+         timed from the process start after a SIGKILL."
+    );
 }
 
 /// Writes `text` to `path`.

@@ -29,6 +29,8 @@ pub const MEMBERS: usize = 3;
 pub const READY_DEADLINE: Duration = Duration::from_secs(120);
 /// Pause between two readiness polls. Default: 5 ms (restart times are reported in ms).
 pub const READY_POLL: Duration = Duration::from_millis(5);
+/// Pause between two polls for a new leader after a kill. Default: 10 ms.
+const LEADER_POLL: Duration = Duration::from_millis(10);
 /// Deadline of one readiness, status or leader request. Default: 1 s.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Idle connections kept per server: one per client of the largest point, so a closed loop
@@ -183,6 +185,18 @@ impl Cluster {
         Url::parse(&format!("http://{}{path}", self.client_addr(slot))).context("build a URL")
     }
 
+    /// Rewrites steward's member configs with another snapshot threshold; it takes effect at
+    /// each member's next start. An error for etcd.
+    pub fn set_snapshot_after_entries(&self, entries: Option<u64>) -> anyhow::Result<()> {
+        let Addrs::Steward(all) = &self.addrs else {
+            bail!("snapshot_after_entries is a steward setting");
+        };
+        for (slot, member) in self.members.iter().enumerate() {
+            steward::write_config(&member.dir, &all[slot], all, entries)?;
+        }
+        Ok(())
+    }
+
     async fn get(&self, slot: usize, path: &str) -> anyhow::Result<(StatusCode, Bytes)> {
         let response = self
             .http
@@ -284,6 +298,30 @@ impl Cluster {
         }
     }
 
+    /// Polls the running members other than `old` until one reports a leader other than
+    /// `old`; the time from `since` to that answer, or `None` if none came within `within`.
+    pub async fn new_leader_after(
+        &mut self,
+        old: usize,
+        since: Instant,
+        within: Duration,
+    ) -> Option<Duration> {
+        while since.elapsed() < within {
+            for slot in (0..self.members.len()).filter(|&slot| slot != old) {
+                if !self.members[slot].is_running() {
+                    continue;
+                }
+                if let Ok(Some(leader)) = self.leader_seen_by(slot).await {
+                    if leader != old {
+                        return Some(since.elapsed());
+                    }
+                }
+            }
+            tokio::time::sleep(LEADER_POLL).await;
+        }
+        None
+    }
+
     async fn leader_seen_by(&self, slot: usize) -> anyhow::Result<Option<usize>> {
         match &self.addrs {
             Addrs::Steward(all) => {
@@ -296,6 +334,16 @@ impl Cluster {
                 Ok(leader.and_then(|id| ids.iter().position(|known| *known == Some(id))))
             }
         }
+    }
+
+    /// SIGKILLs member `slot`.
+    pub fn kill(&mut self, slot: usize) -> anyhow::Result<()> {
+        self.members[slot].kill()
+    }
+
+    /// Starts member `slot` again on its data; returns at once (see [`Cluster::wait_ready`]).
+    pub fn restart(&mut self, slot: usize) -> anyhow::Result<()> {
+        self.members[slot].spawn()
     }
 
     /// Sends one write to member `slot` and resends it until it succeeds. A fresh cluster's
