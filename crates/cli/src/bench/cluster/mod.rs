@@ -111,10 +111,14 @@ pub struct ClusterArgs {
     /// half as many). Default: 1000000 (--quick: 4000).
     #[arg(long)]
     pub recovery_events: Option<u64>,
-    /// Deadline of each write attempt, the same for both systems; a write that misses it is an
-    /// error and is retried.
-    #[arg(long, default_value = "2s", value_parser = parse_duration_arg)]
+    /// Deadline of each write attempt in the throughput points and loads, the same for both
+    /// systems; a write that misses it is an error and is retried.
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
     pub request_timeout: Duration,
+    /// Deadline of each write attempt during a failover (both systems). A request stuck on a
+    /// member that lost its leader is abandoned and retried after this long.
+    #[arg(long, default_value = "2s", value_parser = parse_duration_arg)]
+    pub failover_request_timeout: Duration,
     /// The etcd binary (3.4, from `scripts/install-bench-deps.sh`).
     #[arg(long, default_value = "etcd")]
     pub etcd: PathBuf,
@@ -232,7 +236,7 @@ async fn run_async(args: &ClusterArgs) -> anyhow::Result<()> {
             } else {
                 AFTER_KILL
             },
-            request_timeout: args.request_timeout,
+            request_timeout: args.failover_request_timeout,
         };
         for &system in &systems {
             let root = run_dir.path().join(format!("{system}-failover"));
@@ -275,7 +279,8 @@ async fn run_async(args: &ClusterArgs) -> anyhow::Result<()> {
             dir: run_dir.path().display().to_string(),
             warmup_seconds: plan.warmup.as_secs_f64(),
             measure_seconds: plan.measure.as_secs_f64(),
-            request_timeout_ms: u64::try_from(plan.request_timeout.as_millis()).unwrap_or(u64::MAX),
+            request_timeout_ms: millis(plan.request_timeout),
+            failover_request_timeout_ms: millis(args.failover_request_timeout),
             payload_bytes: PAYLOAD_BYTES,
             load_average_start,
             load_average_end: load_average(),
@@ -339,6 +344,10 @@ fn version_of(program: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("run {} --version", program.display()))?;
     let text = String::from_utf8_lossy(&output.stdout);
     Ok(text.lines().next().unwrap_or("unknown version").to_owned())
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// This process's command line, for the report.

@@ -47,8 +47,10 @@ pub struct Setting {
     pub warmup_seconds: f64,
     /// Measured time per point.
     pub measure_seconds: f64,
-    /// Deadline of each write attempt (both systems).
+    /// Deadline of each write attempt in points and loads (both systems).
     pub request_timeout_ms: u64,
+    /// Deadline of each write attempt during a failover (both systems).
+    pub failover_request_timeout_ms: u64,
     /// Bytes of payload per write.
     pub payload_bytes: usize,
     /// `/proc/loadavg` (1, 5, 15 min) when the run started.
@@ -263,7 +265,7 @@ pub fn render(report: &Report) -> String {
         set.load_average_start, set.load_average_end
     );
     render_points(&mut s, &report.points);
-    render_failovers(&mut s, &report.failovers, set.request_timeout_ms);
+    render_failovers(&mut s, &report.failovers, set.failover_request_timeout_ms);
     render_recoveries(&mut s, &report.recoveries);
     let _ = writeln!(s, "\n## Targets\n");
     for v in &report.verdicts {
