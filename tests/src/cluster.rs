@@ -15,8 +15,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use steward_node::client::{Client, Url};
 
-/// How long a started node gets to answer `/healthz`. Default: 20 s.
-pub const START_DEADLINE: Duration = Duration::from_secs(20);
+/// How long a started node gets to listen. Default: 60 s (a node reopening a WAL whose pages a
+/// power loss dropped from the cache reads it from a disk other processes share).
+pub const START_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Timing knobs written into every node's config.
 #[derive(Debug, Clone, Copy)]

@@ -14,6 +14,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use steward_node::api::types::AddMemberRequest;
+use steward_node::client::{Client, ClientError};
 
 use crate::cluster::Cluster;
 use crate::faults;
@@ -309,18 +310,17 @@ async fn bit_flip(
         slot + 1
     ));
     let admin = cluster.client_all(Duration::from_secs(20))?;
-    admin
-        .remove_member(id)
+    change_membership(&admin, id, false, || admin.remove_member(id))
         .await
         .with_context(|| format!("removing node {id}"))?;
     let (old, new) = cluster.wipe_for_rejoin(slot)?;
     let me = &cluster.slots[slot];
-    admin
-        .add_member(&AddMemberRequest {
-            id: new,
-            raft_addr: me.raft_addr,
-            api_addr: me.api_addr,
-        })
+    let request = AddMemberRequest {
+        id: new,
+        raft_addr: me.raft_addr,
+        api_addr: me.api_addr,
+    };
+    change_membership(&admin, new, true, || admin.add_member(&request))
         .await
         .with_context(|| format!("adding node {new}"))?;
     history.note(format!(
@@ -328,6 +328,42 @@ async fn bit_flip(
         slot + 1
     ));
     Ok(true)
+}
+
+/// How long the operator procedure retries a membership change before the harness gives up
+/// (a slow disk can stall a leader for seconds). Default: 60 s.
+pub const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs `change` until it succeeds or the cluster shows node `id` as a member (`present`) or
+/// not (a lost answer to a change that did happen), retrying for [`MEMBERSHIP_DEADLINE`], as
+/// an operator would.
+async fn change_membership<F, Fut, T>(
+    admin: &Client,
+    id: u64,
+    present: bool,
+    change: F,
+) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    let deadline = Instant::now() + MEMBERSHIP_DEADLINE;
+    loop {
+        let err = match change().await {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        if let Ok(status) = admin.cluster_status().await {
+            let member = status.members.iter().any(|m| m.id == id && m.voter);
+            if member == present {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(err.into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Sets every slot's blocked peers through `POST /v1/test-only/partition` (empty heals).

@@ -166,7 +166,7 @@ pub async fn run(config: &RunConfig) -> anyhow::Result<Summary> {
     });
     wait_leader(
         &cluster.client_all(Duration::from_secs(20))?,
-        Duration::from_secs(20),
+        Duration::from_secs(60),
     )
     .await?;
     let load = tokio::spawn(Arc::clone(&workload).run(config.seed, config.clients));
@@ -329,7 +329,7 @@ fn failure_report(
 /// The summary table line for a run, and the checks line.
 pub fn summary_table(summaries: &[Summary]) -> String {
     let mut text = format!(
-        "{:>8} {:>6} {:>6} {:>7} {:>5} {:>9}  {:<58} checks\n",
+        "{:>8} {:>6} {:>6} {:>7} {:>5} {:>9}  {:<72} checks\n",
         "seed", "ops", "acked", "unknown", "ext", "recovery", "faults"
     );
     for s in summaries {
@@ -350,7 +350,7 @@ pub fn summary_table(summaries: &[Summary]) -> String {
             )
         };
         text.push_str(&format!(
-            "{:>8} {:>6} {:>6} {:>7} {:>5} {:>7}ms  {:<58} {checks}\n",
+            "{:>8} {:>6} {:>6} {:>7} {:>5} {:>7}ms  {:<72} {checks}\n",
             s.seed,
             s.ops,
             s.acknowledged,
