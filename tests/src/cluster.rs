@@ -120,28 +120,49 @@ pub struct Cluster {
     next_id: u64,
 }
 
-/// Ports are taken below this, outside Linux's default ephemeral range (32768–60999), so an
-/// outgoing connection can never take a stopped node's port before it restarts.
+/// Ports are taken below this by default, outside Linux's default ephemeral range
+/// (32768–60999), so an outgoing connection can never take a stopped node's port before it
+/// restarts.
 const PORT_CEILING: u16 = 32_000;
-/// Ports are taken from this up.
+/// Ports are taken from this up by default.
 const PORT_FLOOR: u16 = 20_000;
 
-/// A loopback port free for both TCP and UDP (gossip shares the Raft port), outside the
-/// ephemeral range; the start point is spread by process id so parallel runs rarely collide.
+/// The loopback ports this process hands out, `floor..ceiling`; set once, before any cluster
+/// starts, by [`use_ports`].
+static PORT_RANGE: std::sync::OnceLock<(u16, u16)> = std::sync::OnceLock::new();
+
+/// Restricts this process's nodes to ports `floor..ceiling`. Harness processes running side by
+/// side need disjoint ranges: a port is only checked free when handed out, so another process
+/// could otherwise take a killed node's port before that node restarts.
+pub fn use_ports(floor: u16, ceiling: u16) -> anyhow::Result<()> {
+    if floor >= ceiling || ceiling > PORT_CEILING_MAX {
+        bail!("port range {floor}..{ceiling} is empty or reaches the ephemeral range");
+    }
+    PORT_RANGE
+        .set((floor, ceiling))
+        .map_err(|_| anyhow::anyhow!("the port range is already set"))
+}
+
+/// The highest port a range may reach: the start of Linux's default ephemeral range.
+const PORT_CEILING_MAX: u16 = 32_768;
+
+/// A loopback port free for both TCP and UDP (gossip shares the Raft port) in this process's
+/// range; the start point is spread by process id so parallel runs rarely collide.
 fn free_port() -> anyhow::Result<SocketAddr> {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let span = PORT_CEILING - PORT_FLOOR;
+    let (floor, ceiling) = *PORT_RANGE.get_or_init(|| (PORT_FLOOR, PORT_CEILING));
+    let span = ceiling - floor;
     let spread = (std::process::id() % u32::from(span)) as u16;
     for _ in 0..span {
         let step = NEXT.fetch_add(1, Ordering::Relaxed) % span;
-        let port = PORT_FLOOR + (spread + step) % span;
+        let port = floor + (spread + step) % span;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         if TcpListener::bind(addr).is_ok() && std::net::UdpSocket::bind(addr).is_ok() {
             return Ok(addr);
         }
     }
-    bail!("no free loopback port in {PORT_FLOOR}..{PORT_CEILING}")
+    bail!("no free loopback port in {floor}..{ceiling}")
 }
 
 impl Cluster {

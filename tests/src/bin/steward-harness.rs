@@ -42,6 +42,10 @@ struct Args {
     /// Where run directories go.
     #[arg(long, default_value = "./harness-runs")]
     dir: PathBuf,
+    /// Loopback ports for the nodes, `A..B` (default 20000..32000). Give each harness process
+    /// running at the same time its own range.
+    #[arg(long)]
+    ports: Option<String>,
     /// WAL sync policy of the nodes (`never` only to show the harness catches lost writes).
     #[arg(long, default_value = "always")]
     sync_policy: String,
@@ -70,6 +74,10 @@ async fn main() -> anyhow::Result<()> {
         .filter(|f| !f.is_empty())
         .map(Fault::parse)
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(range) = &args.ports {
+        let (floor, ceiling) = range.split_once("..").context("--ports takes A..B")?;
+        steward_tests::cluster::use_ports(floor.parse()?, ceiling.parse()?)?;
+    }
     let sync_policy = match args.sync_policy.as_str() {
         "always" => "always",
         "batch" => "batch",
