@@ -28,6 +28,7 @@ use crate::raft::handler::RaftHandler;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::NetworkFactory;
 use crate::raft::proposer::Proposer;
+use crate::raft::read_floor::ReadFloor;
 use crate::raft::state_machine::{Shared, StateMachineStore};
 use crate::raft::status::{self, ClusterStatus, NodeMetrics, TransferReport};
 use crate::raft::transfer::{self, TransferGate};
@@ -66,6 +67,7 @@ struct Inner {
     clock: LeaderClock,
     gate: TransferGate,
     proposer: Proposer,
+    read_floor: ReadFloor,
     raft_addr: SocketAddr,
     gossip: Option<Gossip>,
     server: Mutex<Option<RaftServer>>,
@@ -160,6 +162,7 @@ impl Node {
                 clock: LeaderClock::default(),
                 gate: TransferGate::default(),
                 proposer,
+                read_floor: ReadFloor::default(),
                 raft_addr,
                 gossip,
                 server: Mutex::new(Some(server)),
@@ -287,8 +290,35 @@ impl Node {
                     }
                     RaftError::Fatal(fatal) => fatal_error("ensure_linearizable", fatal),
                 })?;
+            self.reach_read_floor().await?;
         }
         Ok(self.inner.sm.read(f))
+    }
+
+    /// Waits until the state has applied this leader's read floor for its term (see
+    /// `raft::read_floor`); a leader that cannot get there within an election timeout answers
+    /// "no known leader" and the client retries.
+    async fn reach_read_floor(&self) -> Result<()> {
+        let (term, last_log_index) = {
+            let metrics = self.inner.raft.metrics();
+            let m = metrics.borrow();
+            (m.current_term, m.last_log_index.unwrap_or(0))
+        };
+        let floor = self.inner.read_floor.for_term(term, last_log_index);
+        let mut applied = self.inner.sm.subscribe();
+        let patience = Duration::from_millis(self.inner.config.election_timeout_max_ms);
+        let reached = tokio::time::timeout(patience, async {
+            applied.wait_for(|index| *index >= floor).await.map(|_| ())
+        })
+        .await;
+        match reached {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Error::ShuttingDown),
+            Err(_) => Err(Error::NotLeader {
+                leader_id: None,
+                leader_api_addr: None,
+            }),
+        }
     }
 
     /// Waits until `f(&State)` is true (re-checked after every applied batch) or `deadline`

@@ -123,6 +123,40 @@ async fn purge_point_hides_leftovers_and_survives_reopen() {
     assert_eq!(wal.first_index().map(|i| i.0), Some(26));
 }
 
+/// A crash between saving the purge point and deleting segments leaves a WAL that ends below
+/// the purge point (a follower that installed a snapshot past its log's end). Reopening must
+/// finish the purge, so that the next entry after the purge point is accepted.
+#[tokio::test]
+async fn a_purge_interrupted_by_a_crash_is_finished_on_reopen() {
+    // The vote blob of a store that purged past its end, to graft onto one that did not.
+    let purged = tempfile::tempdir().unwrap();
+    let blob = {
+        let (wal, mut store) = open(purged.path()).await;
+        append(&mut store, entries(1, 1..10)).await;
+        store.save_vote(&Vote::new_committed(1, 2)).await.unwrap();
+        store.purge(log_id(1, 25)).await.unwrap();
+        wal.read_vote().unwrap().unwrap()
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let (wal, mut store) = open(tmp.path()).await;
+        append(&mut store, entries(1, 1..10)).await;
+        // The purge point is durable, the segments were never deleted: the crash.
+        wal.save_vote(&blob).unwrap();
+    }
+    let (wal, mut store) = open(tmp.path()).await;
+    let state = store.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(1, 25)));
+    assert_eq!(state.last_log_id, Some(log_id(1, 25)));
+    append(&mut store, entries(2, 26..28)).await;
+    assert_eq!(wal.first_index().map(|i| i.0), Some(26));
+    let read = store.try_get_log_entries(0..100).await.unwrap();
+    assert_eq!(
+        read.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
+        vec![26, 27]
+    );
+}
+
 #[test]
 fn unknown_record_kind_is_an_error_not_a_panic() {
     let record = steward_log::Record::new(3, 1, 9, Bytes::from_static(b"x"));

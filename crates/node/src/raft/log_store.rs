@@ -101,6 +101,30 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// Completes a purge that a crash interrupted. `purge` saves the purge point before it deletes
+/// segments, so a crash in between can leave a WAL that still ends below the purge point (a
+/// follower that installed the leader's snapshot past its log's end). The next append starts
+/// after the purge point, and the WAL, still expecting its old next index, refused it: the
+/// node's Raft core stopped on a storage error (found by the harness, seed 118 of the first
+/// soak). Purging again is idempotent: after a finished purge it changes nothing.
+async fn finish_purge(wal: &Arc<Wal>, dir: &Path, purged_index: u64) -> crate::Result<()> {
+    let wal = wal.clone();
+    blocking(move || {
+        wal.purge_before(LogIndex(purged_index + 1))
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| {
+        crate::Error::storage(
+            format!(
+                "finish the purge up to {purged_index} of the WAL in {}",
+                dir.display()
+            ),
+            e,
+        )
+    })
+}
+
 /// Converts an openraft entry into a WAL record.
 pub fn entry_to_record(entry: &Entry<TypeConfig>) -> Result<Record, String> {
     let (kind, payload) = match &entry.payload {
@@ -163,6 +187,9 @@ impl LogStore {
         })
         .await
         .map_err(|e| crate::Error::storage(what, e))?;
+        if let Some(purged) = blob.last_purged {
+            finish_purge(&wal, dir, purged.index).await?;
+        }
         let flusher = Flusher::start(&wal)
             .map_err(|e| crate::Error::storage("start the WAL flusher thread", e))?;
         Ok(LogStore {

@@ -20,6 +20,7 @@ pub(crate) mod handler;
 pub mod log_store;
 pub mod network;
 pub(crate) mod proposer;
+pub(crate) mod read_floor;
 mod snapshot_file;
 pub mod state_machine;
 pub mod status;
