@@ -177,6 +177,38 @@ async fn unreachable_then_reconnects_after_backoff() {
     assert!(after.is_err(), "{after:?}");
 }
 
+/// A peer that went away and came back on the same address (a killed node restarted): the
+/// pooled connection's reader saw the close, so the next call must reconnect, not write into
+/// the dead socket and wait out its whole deadline for a reply nobody reads.
+#[tokio::test]
+async fn a_call_after_the_peer_restarted_reconnects_instead_of_timing_out() {
+    let (server, _stats, _echo) = start().await;
+    let addr = server.local_addr();
+    let stats = Arc::new(TransportStats::default());
+    let client = PeerClient::new(addr, stats.clone());
+    let rpc = RaftRpc::TimeoutNow { from: 49 };
+    client.call(&rpc, Duration::from_secs(5)).await.unwrap();
+    server.shutdown().await;
+    // Let the client's reader see the close before the peer comes back.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let echo = Arc::new(Echo {
+        calls: AtomicU64::new(0),
+    });
+    let restarted = RaftServer::bind(addr, echo.clone(), Arc::new(TransportStats::default()))
+        .await
+        .unwrap();
+    let deadline = Duration::from_secs(30);
+    let after = client.call(&rpc, deadline).await;
+    assert!(
+        !matches!(after, Err(CallError::Timeout { .. })),
+        "the first call after the restart waited out its deadline: {after:?}"
+    );
+    assert!(after.is_ok(), "{after:?}");
+    assert_eq!(stats.snapshot().connects, 2, "reconnected once");
+    assert_eq!(echo.calls.load(Ordering::Relaxed), 1);
+    restarted.shutdown().await;
+}
+
 #[path = "raft_support.rs"]
 mod support;
 

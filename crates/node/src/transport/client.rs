@@ -63,11 +63,41 @@ pub enum CallError {
     Refused(String),
 }
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<RaftReply, CallError>>>>>;
+type Waiter = oneshot::Sender<Result<RaftReply, CallError>>;
+
+/// The callers waiting on one connection, and whether it can still answer them.
+///
+/// Once either half of the connection ends, the set is closed: the waiters are failed and no
+/// new one is accepted, so the next call reconnects instead of writing into a socket whose
+/// reader is gone (its reply would never be read: the call would wait out its whole timeout).
+struct PendingSet {
+    open: bool,
+    waiters: HashMap<u64, Waiter>,
+}
+
+type Pending = Arc<Mutex<PendingSet>>;
 
 struct Connection {
     frames: mpsc::Sender<Vec<u8>>,
     pending: Pending,
+}
+
+impl Connection {
+    /// Whether both halves still run (neither loop has ended).
+    fn is_open(&self) -> bool {
+        !self.frames.is_closed() && self.pending.lock().is_ok_and(|set| set.open)
+    }
+
+    /// Registers the waiter of request `id`; `false` if the connection already ended.
+    fn register(&self, id: u64, waiter: Waiter) -> bool {
+        match self.pending.lock() {
+            Ok(mut set) if set.open => {
+                set.waiters.insert(id, waiter);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 enum Slot {
@@ -95,9 +125,13 @@ fn backoff_delay(failures: u32) -> Duration {
     Duration::from_millis(half + rand::thread_rng().gen_range(0..=half))
 }
 
+/// Closes `pending` (no new waiter is accepted) and fails every waiter with `err`.
 fn fail_all(pending: &Pending, err: &CallError) {
     let drained: Vec<_> = match pending.lock() {
-        Ok(mut map) => map.drain().collect(),
+        Ok(mut set) => {
+            set.open = false;
+            set.waiters.drain().collect()
+        }
         // A poisoned map means a task panicked while holding it; the callers time out instead.
         Err(_) => Vec::new(),
     };
@@ -140,8 +174,12 @@ impl PeerClient {
             .map_err(|e| CallError::Refused(e.to_string()))?;
         let conn = self.connection().await?;
         let (tx, rx) = oneshot::channel();
-        if let Ok(mut map) = conn.pending.lock() {
-            map.insert(id, tx);
+        if !conn.register(id, tx) {
+            self.forget(&conn).await;
+            return Err(CallError::ConnectionLost {
+                addr: self.addr,
+                reason: "connection closed before the request was sent".into(),
+            });
         }
         if conn.frames.send(bytes).await.is_err() {
             self.forget(&conn).await;
@@ -157,8 +195,8 @@ impl PeerClient {
                 reason: "reply dropped".into(),
             }),
             Err(_) => {
-                if let Ok(mut map) = conn.pending.lock() {
-                    map.remove(&id);
+                if let Ok(mut set) = conn.pending.lock() {
+                    set.waiters.remove(&id);
                 }
                 TransportStats::bump(&self.stats.request_timeouts);
                 Err(CallError::Timeout {
@@ -182,7 +220,7 @@ impl PeerClient {
     async fn connection(&self) -> Result<Arc<Connection>, CallError> {
         let mut slot = self.slot.lock().await;
         let failures = match &*slot {
-            Slot::Connected(conn) if !conn.frames.is_closed() => return Ok(conn.clone()),
+            Slot::Connected(conn) if conn.is_open() => return Ok(conn.clone()),
             Slot::Connected(_) | Slot::Idle => 0,
             Slot::BackingOff { until, failures } => {
                 if Instant::now() < *until {
@@ -229,7 +267,10 @@ impl PeerClient {
     fn spawn_connection(&self, stream: TcpStream) -> Arc<Connection> {
         let (read_half, write_half) = stream.into_split();
         let (frames_tx, frames_rx) = mpsc::channel(WRITE_QUEUE_FRAMES_MAX);
-        let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
+        let pending: Pending = Arc::new(Mutex::new(PendingSet {
+            open: true,
+            waiters: HashMap::new(),
+        }));
         let conn = Arc::new(Connection {
             frames: frames_tx,
             pending: pending.clone(),
@@ -313,7 +354,7 @@ async fn read_loop(
         let waiter = pending
             .lock()
             .ok()
-            .and_then(|mut map| map.remove(&header.request_id));
+            .and_then(|mut set| set.waiters.remove(&header.request_id));
         if let Some(tx) = waiter {
             // The caller may have timed out meanwhile; the late reply is then dropped.
             let _ignored = tx.send(result);
