@@ -67,11 +67,16 @@ pub struct NodeConfig {
     /// Leader heartbeat interval. Default: 100. Minimum: 10; must be below
     /// `election_timeout_min_ms`.
     pub heartbeat_interval_ms: u64,
-    /// Lower bound of the randomized election timeout. Default: 500. Minimum: above
-    /// `heartbeat_interval_ms`.
+    /// Lower bound of the randomized election timeout. Default: 300. Minimum: above
+    /// `heartbeat_interval_ms`. Also how long a candidate waits for each vote.
+    ///
+    /// openraft 0.9 draws one timeout per process from [min, max) and adds the leader lease
+    /// (`election_timeout_max_ms`) to it: a follower campaigns after `max + [min, max)` of
+    /// silence from its leader, 800–1000 ms with the defaults (ADR 0013).
     pub election_timeout_min_ms: u64,
-    /// Upper bound of the randomized election timeout (also openraft's leader lease).
-    /// Default: 1000. Minimum: above `election_timeout_min_ms`.
+    /// Upper bound of the randomized election timeout, and openraft's leader lease: a voter
+    /// refuses every vote until this long after it last heard from its leader.
+    /// Default: 500. Minimum: above `election_timeout_min_ms`.
     pub election_timeout_max_ms: u64,
     /// How often the leader checks job timeouts. Default: 30000. Minimum: 100.
     pub timeout_check_interval_ms: u64,
@@ -100,8 +105,8 @@ impl Default for NodeConfig {
             initial_members: Vec::new(),
             sync_policy: SyncPolicyConfig::Always,
             heartbeat_interval_ms: 100,
-            election_timeout_min_ms: 500,
-            election_timeout_max_ms: 1000,
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 500,
             timeout_check_interval_ms: 30_000,
             idempotency_expiry_interval_ms: 60_000,
             snapshot_after_entries: 10_000,

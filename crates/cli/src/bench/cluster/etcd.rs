@@ -18,8 +18,10 @@ use serde::Deserialize;
 
 /// Leader heartbeat, as steward's default `heartbeat_interval_ms`. etcd's default: 100.
 pub const HEARTBEAT_INTERVAL_MS: u64 = 100;
-/// Election timeout, as steward's default `election_timeout_min_ms`: etcd draws each timeout
-/// from [this, 2 × this), steward from [500, 1000] ms. etcd's default: 1000.
+/// Election timeout, as steward's default leader lease (`election_timeout_max_ms`): an etcd
+/// follower ignores votes for this long after it last heard from its leader (check-quorum)
+/// and campaigns after [this, 2 × this) of silence; a steward follower refuses votes for
+/// 500 ms and campaigns after 800–1000 ms (ADR 0013). etcd's default: 1000.
 pub const ELECTION_TIMEOUT_MS: u64 = 500;
 
 /// Addresses of one etcd member.
