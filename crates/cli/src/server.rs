@@ -285,8 +285,16 @@ pub async fn shutdown_signal() {
             None => std::future::pending::<()>().await,
         }
     };
+    let interrupt = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            // Without this, a failed registration would read as a Ctrl-C and stop the server
+            // at once, silently at the default log level.
+            tracing::warn!(%err, "cannot listen for Ctrl-C; only SIGTERM stops the server");
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        () = interrupt => {}
         () = term => {}
     }
 }

@@ -54,6 +54,8 @@ pub struct Member {
     program: PathBuf,
     args: Vec<OsString>,
     child: Option<Child>,
+    /// How the last process ended on its own (exit code or signal), for error messages.
+    ended: Option<String>,
 }
 
 impl Member {
@@ -65,6 +67,7 @@ impl Member {
             program,
             args,
             child: None,
+            ended: None,
         }
     }
 
@@ -100,6 +103,7 @@ impl Member {
             .spawn()
             .with_context(|| format!("start {} ({})", self.name, self.program.display()))?;
         self.child = Some(child);
+        self.ended = None;
         Ok(())
     }
 
@@ -108,16 +112,24 @@ impl Member {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Whether the process runs; a process that exited is reaped and forgotten.
+    /// Whether the process runs; a process that exited is reaped and forgotten, and how it
+    /// ended is kept for [`Member::ended`].
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut().map(Child::try_wait) {
-            Some(Ok(None)) => true,
-            Some(_) => {
-                self.child = None;
-                false
-            }
-            None => false,
-        }
+        let ended = match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => return true,
+            None => return false,
+            Some(Ok(Some(status))) => describe_exit(status),
+            Some(Err(err)) => format!("could not be waited on: {err}"),
+        };
+        self.child = None;
+        self.ended = Some(ended);
+        false
+    }
+
+    /// How the last process ended on its own ("exit status: 1", "signal: 9 (SIGKILL)"), once
+    /// [`Member::is_running`] saw it gone; `None` if it never ended by itself.
+    pub fn ended(&self) -> Option<&str> {
+        self.ended.as_deref()
     }
 
     /// SIGKILL and reap; a no-op if nothing runs.
@@ -139,11 +151,29 @@ impl Member {
         cpu_time(Path::new(&format!("/proc/{}/stat", self.pid()?)))
     }
 
+    /// Free space, in MiB, on the file system of the member's directory: a member that dies
+    /// silently at start is most often out of disk (its own output cannot be written either).
+    pub fn free_mib(&self) -> Option<u64> {
+        let stat = nix::sys::statvfs::statvfs(&self.dir).ok()?;
+        let bytes = stat.blocks_available().saturating_mul(stat.fragment_size());
+        Some(bytes >> 20)
+    }
+
     /// The last `bytes` of the member's output log, for error messages.
     pub fn log_tail(&self, bytes: usize) -> String {
         let text = std::fs::read(self.log_path()).unwrap_or_default();
         let start = text.len().saturating_sub(bytes);
         String::from_utf8_lossy(&text[start..]).into_owned()
+    }
+}
+
+/// An exit status in words; a signal is named, because a member killed from outside (the OOM
+/// killer, a stray `kill`) leaves no output of its own to explain it.
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match status.signal().map(Signal::try_from) {
+        Some(Ok(signal)) => format!("{status} ({signal})"),
+        _ => status.to_string(),
     }
 }
 
@@ -172,6 +202,7 @@ mod tests {
         member.spawn().unwrap();
         assert!(member.is_running());
         assert!(member.cpu_time().is_some());
+        assert!(member.free_mib().is_some());
         // The shell writes its line at its own pace; wait for it (bounded) before the kill.
         for _ in 0..500 {
             if member.log_tail(100).contains("started") {
@@ -183,6 +214,40 @@ mod tests {
         member.kill().unwrap();
         assert!(!member.is_running());
         assert_eq!(member.pid(), None);
+    }
+
+    /// Polls until the member's process is gone (bounded), then says how it ended.
+    fn wait_until_ended(member: &mut Member) -> String {
+        for _ in 0..500 {
+            if !member.is_running() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        member.ended().unwrap_or("still running").to_owned()
+    }
+
+    #[test]
+    fn a_member_that_ends_by_itself_says_how() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut member = Member::new(
+            "quitter".to_owned(),
+            dir.path().to_path_buf(),
+            PathBuf::from("sh"),
+            vec!["-c".into(), "exit 3".into()],
+        );
+        member.spawn().unwrap();
+        assert_eq!(wait_until_ended(&mut member), "exit status: 3");
+
+        let mut member = Member::new(
+            "killed".to_owned(),
+            dir.path().to_path_buf(),
+            PathBuf::from("sh"),
+            vec!["-c".into(), "kill -9 $$".into()],
+        );
+        member.spawn().unwrap();
+        let ended = wait_until_ended(&mut member);
+        assert!(ended.contains("SIGKILL"), "{ended}");
     }
 
     #[test]

@@ -245,9 +245,14 @@ impl Cluster {
             }
             let member = &mut self.members[slot];
             if !member.is_running() {
+                let free = member
+                    .free_mib()
+                    .map_or_else(|| "unknown".to_owned(), |mib| format!("{mib} MiB"));
                 bail!(
-                    "{} exited before it was ready; its output ends with:\n{}",
+                    "{} exited before it was ready ({}; free disk space: {free}); its output \
+                     ends with:\n{}",
                     member.name,
+                    member.ended().unwrap_or("how is unknown"),
                     member.log_tail(3000)
                 );
             }
