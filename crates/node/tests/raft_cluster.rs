@@ -1,6 +1,7 @@
 //! In-process three-node clusters on loopback: election and replication, and a follower
 //! restarted from disk catching up by log (even with its sled view deleted), and by snapshot
-//! after the leader purged its WAL.
+//! after the leader purged its WAL; a whole cluster restarted from disk elects a new leader in
+//! a later term instead of the old leader resuming its own.
 
 // Tests fail loudly on any unexpected error; that is their job.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -161,5 +162,39 @@ async fn restarted_follower_catches_up_by_snapshot_after_purge() {
             .unwrap(),
         hash
     );
+    cluster.shutdown().await;
+}
+
+/// After a power loss of the whole group the old leader must not resume its term: its own WAL
+/// may be shorter than what a quorum made durable (ADR 0014). Every restart goes through an
+/// election, so the term grows and nothing acknowledged before is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_cluster_elects_a_leader_in_a_later_term() {
+    let mut cluster = Cluster::start(3, |_| {}).await;
+    let old_leader = cluster.leader().await;
+    for i in 0..5 {
+        submit_anywhere(
+            &cluster.nodes,
+            submit_command(&format!("before-{i}"), None, 60_000),
+        )
+        .await;
+    }
+    cluster.converged(5).await;
+    let old_term = old_leader.cluster_status().term;
+    drop(old_leader);
+    let ids: Vec<u64> = cluster.peers.iter().map(|p| p.id).collect();
+    for id in &ids {
+        cluster.stop(*id).await;
+    }
+    for id in &ids {
+        cluster.restart(*id).await;
+    }
+    let new_leader = cluster.leader().await;
+    let new_term = new_leader.cluster_status().term;
+    assert!(
+        new_term > old_term,
+        "the restarted cluster is led in term {new_term}, not later than the old term {old_term}"
+    );
+    cluster.converged(5).await;
     cluster.shutdown().await;
 }

@@ -72,7 +72,9 @@ async fn entries_round_trip_and_survive_reopen() {
     let (_wal, mut store) = open(tmp.path()).await;
     assert_eq!(
         store.read_vote().await.unwrap(),
-        Some(Vote::new_committed(1, 2))
+        Some(Vote::new(1, 2)),
+        "a reopened store keeps the vote's term and candidate but never a committed vote, \
+         so no node resumes leadership after a restart (ADR 0014)"
     );
     let state = store.get_log_state().await.unwrap();
     assert_eq!(state.last_log_id, Some(log_id(1, 9)));

@@ -57,6 +57,20 @@ impl VoteBlob {
         Ok(out)
     }
 
+    /// The blob as a restarted node must see it: the vote keeps its term and candidate but is
+    /// no longer committed, so openraft does not resume leadership after a restart (ADR 0014).
+    /// A leader's own WAL may have lost entries a quorum of followers made durable (a power
+    /// loss before its local sync finished); resuming its term with that shorter log would
+    /// overwrite committed entries. The node earns leadership again by an election, which only
+    /// a node holding every committed entry can win. Refusing another candidate in the same
+    /// term still holds: an uncommitted vote for `L` is incomparable with one for `X`.
+    fn without_leadership(mut self) -> VoteBlob {
+        if let Some(vote) = self.vote.as_mut() {
+            vote.committed = false;
+        }
+        self
+    }
+
     fn decode(bytes: &[u8]) -> Result<VoteBlob, String> {
         if bytes.len() < 6 || bytes[..4] != VOTE_BLOB_MAGIC {
             return Err("vote blob: bad magic".into());
@@ -187,6 +201,7 @@ impl LogStore {
         })
         .await
         .map_err(|e| crate::Error::storage(what, e))?;
+        let blob = blob.without_leadership();
         if let Some(purged) = blob.last_purged {
             finish_purge(&wal, dir, purged.index).await?;
         }
