@@ -12,6 +12,17 @@ mod support;
 use steward_node::Consistency;
 use support::{job_of, submit_anywhere, submit_command, Cluster};
 
+/// Submits `count` jobs named `{prefix}-{i}` through whichever node leads, one at a time.
+async fn submit_jobs(cluster: &Cluster, prefix: &str, count: usize) {
+    for i in 0..count {
+        submit_anywhere(
+            &cluster.nodes,
+            submit_command(&format!("{prefix}-{i}"), None, 60_000),
+        )
+        .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elects_a_leader_and_replicates_to_every_node() {
     let cluster = Cluster::start(3, |_| {}).await;
@@ -78,22 +89,10 @@ async fn restarted_follower_catches_up_by_log() {
         .map(|p| p.id)
         .find(|id| *id != leader.id())
         .unwrap();
-    for i in 0..5 {
-        submit_anywhere(
-            &cluster.nodes,
-            submit_command(&format!("before-{i}"), None, 60_000),
-        )
-        .await;
-    }
+    submit_jobs(&cluster, "before", 5).await;
     cluster.converged(5).await;
     cluster.stop(follower).await;
-    for i in 0..15 {
-        submit_anywhere(
-            &cluster.nodes,
-            submit_command(&format!("during-{i}"), None, 60_000),
-        )
-        .await;
-    }
+    submit_jobs(&cluster, "during", 15).await;
     // sled is only a view (ADR 0007): losing it entirely must cost a re-apply from the WAL,
     // not data.
     let sled_dir = cluster.configs[&follower].data_dir.join("sled");
@@ -136,13 +135,7 @@ async fn restarted_follower_catches_up_by_snapshot_after_purge() {
         .last_log_index
         .unwrap();
     cluster.stop(follower).await;
-    for i in 0..40 {
-        submit_anywhere(
-            &cluster.nodes,
-            submit_command(&format!("job-{i}"), None, 60_000),
-        )
-        .await;
-    }
+    submit_jobs(&cluster, "job", 40).await;
     let purged = support::wait_for("the leader to purge past the stopped follower", || {
         leader.metrics().purged_index.filter(|p| *p > follower_last)
     })
@@ -172,13 +165,7 @@ async fn restarted_follower_catches_up_by_snapshot_after_purge() {
 async fn a_restarted_cluster_elects_a_leader_in_a_later_term() {
     let mut cluster = Cluster::start(3, |_| {}).await;
     let old_leader = cluster.leader().await;
-    for i in 0..5 {
-        submit_anywhere(
-            &cluster.nodes,
-            submit_command(&format!("before-{i}"), None, 60_000),
-        )
-        .await;
-    }
+    submit_jobs(&cluster, "before", 5).await;
     cluster.converged(5).await;
     let old_term = old_leader.cluster_status().term;
     drop(old_leader);
