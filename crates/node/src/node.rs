@@ -29,6 +29,7 @@ use crate::raft::log_store::LogStore;
 use crate::raft::network::NetworkFactory;
 use crate::raft::proposer::Proposer;
 use crate::raft::read_floor::ReadFloor;
+use crate::raft::resume::WalReplay;
 use crate::raft::state_machine::{Shared, StateMachineStore};
 use crate::raft::status::{self, ClusterStatus, NodeMetrics, TransferReport};
 use crate::raft::transfer::{self, TransferGate};
@@ -100,14 +101,22 @@ async fn open_storage(config: &NodeConfig) -> Result<(LogStore, StateMachineStor
     let (wal, report) =
         opened.map_err(|e| Error::storage(format!("open the WAL in {}", wal_dir.display()), e))?;
     tracing::info!(dir = %wal_dir.display(), ?report, "WAL opened");
-    let log = LogStore::new(Arc::new(wal), &wal_dir).await?;
+    let wal = Arc::new(wal);
+    let log = LogStore::new(wal.clone(), &wal_dir).await?;
+    let purged_index = log.last_purged().await.map_or(0, |id| id.index);
     let (sled_dir, snapshot_dir) = (
         config.data_dir.join("sled"),
         config.data_dir.join("snapshots"),
     );
-    let sm = tokio::task::spawn_blocking(move || StateMachineStore::open(&sled_dir, &snapshot_dir))
-        .await
-        .map_err(|e| Error::storage("open the state machine", e))??;
+    let sm = tokio::task::spawn_blocking(move || {
+        let replay = WalReplay {
+            wal: &wal,
+            purged_index,
+        };
+        StateMachineStore::open(&sled_dir, &snapshot_dir, Some(replay))
+    })
+    .await
+    .map_err(|e| Error::storage("open the state machine", e))??;
     Ok((log, sm))
 }
 

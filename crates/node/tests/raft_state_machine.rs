@@ -19,7 +19,7 @@ use steward_statemachine::{
 };
 
 fn open(dir: &Path) -> StateMachineStore {
-    StateMachineStore::open(&dir.join("sled"), &dir.join("snapshots")).unwrap()
+    StateMachineStore::open(&dir.join("sled"), &dir.join("snapshots"), None).unwrap()
 }
 
 fn log_id(index: u64) -> LogId<NodeId> {

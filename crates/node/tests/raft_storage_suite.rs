@@ -34,8 +34,12 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RealStor
         let log = LogStore::new(Arc::new(wal), &wal_dir)
             .await
             .map_err(storage_err)?;
-        let sm = StateMachineStore::open(&tmp.path().join("sled"), &tmp.path().join("snapshots"))
-            .map_err(storage_err)?;
+        let sm = StateMachineStore::open(
+            &tmp.path().join("sled"),
+            &tmp.path().join("snapshots"),
+            None,
+        )
+        .map_err(storage_err)?;
         Ok((tmp, log, sm))
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Layout: [`log_store`] maps openraft's log onto `steward-log`'s WAL, with `flusher` reporting
 //! durability; [`state_machine`] applies committed entries through `steward-statemachine` into
-//! the sled view (`view`) and owns the snapshot files (`snapshot_file`); [`network`] plugs the
+//! the sled view (`view`) and owns the snapshot files (`snapshot_file`), and at startup rebuilds
+//! the state from the newest snapshot and the WAL (`resume`); [`network`] plugs the
 //! TCP transport into openraft and `handler` serves it; `proposer` batches decided commands into
 //! entries; `cluster` changes membership; [`transfer`] hands leadership over; [`status`] is what
 //! the node reports. This module does not start Raft (see `node.rs`).
@@ -21,6 +22,7 @@ pub mod log_store;
 pub mod network;
 pub(crate) mod proposer;
 pub(crate) mod read_floor;
+pub mod resume;
 mod snapshot_file;
 pub mod state_machine;
 pub mod status;

@@ -127,9 +127,14 @@ impl SnapshotDir {
         Ok(paths)
     }
 
+    /// The newest finished snapshot file, if any.
+    pub fn latest_path(&self) -> Result<Option<PathBuf>> {
+        Ok(self.list(SNAPSHOT_SUFFIX)?.pop())
+    }
+
     /// The newest finished snapshot file's image, if any (checked by the caller with [`decode`]).
     pub fn read_latest(&self) -> Result<Option<(PathBuf, Vec<u8>)>> {
-        let Some(path) = self.list(SNAPSHOT_SUFFIX)?.pop() else {
+        let Some(path) = self.latest_path()? else {
             return Ok(None);
         };
         let image = fs::read(&path).map_err(io(format!("read {}", path.display())))?;

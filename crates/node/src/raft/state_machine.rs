@@ -11,7 +11,8 @@ use std::collections::BTreeSet;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::Instant;
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
@@ -23,17 +24,20 @@ use steward_statemachine::{State, Touched};
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::raft::resume::{self, Folded, WalReplay};
 use crate::raft::snapshot_file::{self, SnapshotDir};
 use crate::raft::view::{RaftMeta, View};
 use crate::raft::{ApplyResponse, NodeId, PeerNode, TypeConfig};
 
 /// What a snapshot file's body holds (bincode, inside the framed file).
 #[derive(Debug, Serialize, Deserialize)]
-struct SnapshotBody {
+struct SnapshotBody<'a> {
     meta: SnapshotMeta<NodeId, PeerNode>,
     removed_ids: BTreeSet<NodeId>,
-    /// `steward_statemachine::snapshot` of the state (its own magic and version).
-    state: Vec<u8>,
+    /// `steward_statemachine::snapshot` of the state (its own magic and version), borrowed from
+    /// the image: a byte string (length, then the bytes), the same bytes a `Vec<u8>` gives.
+    #[serde(borrow)]
+    state: &'a [u8],
 }
 
 struct Applied {
@@ -46,6 +50,9 @@ pub struct Shared {
     applied: RwLock<Applied>,
     view: View,
     snapshots: SnapshotDir,
+    /// The snapshot image read at open, handed to openraft's first `get_current_snapshot` (it
+    /// asks at startup) instead of reading hundreds of MiB again.
+    opened_image: Mutex<Option<(PathBuf, Vec<u8>)>>,
     applied_index: watch::Sender<u64>,
     snapshot_seq: AtomicU64,
 }
@@ -98,7 +105,7 @@ pub fn read_latest_snapshot(snapshot_dir: &Path) -> Result<Option<SnapshotOnDisk
     };
     let origin = path.display().to_string();
     let body = decode_body(&image, &origin)?;
-    let state = steward_statemachine::restore(&body.state)
+    let state = steward_statemachine::restore(body.state)
         .map_err(|e| Error::storage(format!("restore state from {origin}"), e))?;
     Ok(Some(SnapshotOnDisk {
         path,
@@ -108,9 +115,9 @@ pub fn read_latest_snapshot(snapshot_dir: &Path) -> Result<Option<SnapshotOnDisk
     }))
 }
 
-fn decode_body(image: &[u8], origin: &str) -> Result<SnapshotBody> {
+fn decode_body<'a>(image: &'a [u8], origin: &str) -> Result<SnapshotBody<'a>> {
     let body = snapshot_file::decode(image, origin)?;
-    bincode::serde::decode_from_slice(body, bincode::config::standard())
+    bincode::serde::borrow_decode_from_slice(body, bincode::config::standard())
         .map(|(body, _)| body)
         .map_err(|e| Error::storage(format!("decode snapshot body from {origin}"), e))
 }
@@ -216,11 +223,12 @@ impl Shared {
                 last_membership: applied.meta.membership.clone(),
                 snapshot_id,
             };
+            let state = steward_statemachine::snapshot(&applied.state)
+                .map_err(|e| Error::storage("encode the state for a snapshot", e))?;
             let body = SnapshotBody {
                 meta: meta.clone(),
                 removed_ids: applied.meta.removed_ids.clone(),
-                state: steward_statemachine::snapshot(&applied.state)
-                    .map_err(|e| Error::storage("encode the state for a snapshot", e))?,
+                state: &state,
             };
             let body = bincode::serde::encode_to_vec(&body, bincode::config::standard())
                 .map_err(|e| Error::storage("encode snapshot body", e))?;
@@ -253,7 +261,7 @@ impl Shared {
                 ),
             ));
         }
-        let state = steward_statemachine::restore(&body.state)
+        let state = steward_statemachine::restore(body.state)
             .map_err(|e| Error::storage(format!("restore state from {}", meta.snapshot_id), e))?;
         let last_index = meta.last_log_id.map_or(0, |id| id.index);
         self.snapshots
@@ -278,7 +286,18 @@ impl Shared {
     }
 
     fn current_snapshot_blocking(&self) -> Result<Option<Snapshot<TypeConfig>>> {
-        let Some((path, image)) = self.snapshots.read_latest()? else {
+        let opened = self
+            .opened_image
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let latest = match opened {
+            Some((path, image)) if self.snapshots.latest_path()?.as_ref() == Some(&path) => {
+                Some((path, image))
+            }
+            _ => self.snapshots.read_latest()?,
+        };
+        let Some((path, image)) = latest else {
             return Ok(None);
         };
         let body = decode_body(&image, &path.display().to_string())?;
@@ -290,37 +309,99 @@ impl Shared {
 }
 
 impl StateMachineStore {
-    /// Opens the view in `sled_dir` and the snapshots in `snapshot_dir`, resuming from whichever
-    /// is further ahead: the view, or the newest durable snapshot (ADR 0007, restart path).
-    pub fn open(sled_dir: &Path, snapshot_dir: &Path) -> Result<StateMachineStore> {
+    /// Opens the view in `sled_dir` and the snapshots in `snapshot_dir` and rebuilds the applied
+    /// state (ADR 0007, ADR 0015): from the newest snapshot when the view is behind it (the view
+    /// is then rewritten); else from that snapshot plus the entries of `wal` up to the one the
+    /// view applied last; else (no `wal`, or it lacks those entries) by reading the whole view.
+    pub fn open(
+        sled_dir: &Path,
+        snapshot_dir: &Path,
+        wal: Option<WalReplay<'_>>,
+    ) -> Result<StateMachineStore> {
+        let started = Instant::now();
         let view = View::open(sled_dir)?;
         let snapshots = SnapshotDir::open(snapshot_dir)?;
-        let (mut state, mut meta) = view.load()?.unwrap_or_default();
-        if let Some((path, image)) = snapshots.read_latest()? {
-            let body = decode_body(&image, &path.display().to_string())?;
-            if body.meta.last_log_id > meta.last_applied {
+        let latest = snapshots.read_latest()?;
+        let snapshot = match &latest {
+            Some((path, image)) => {
+                let origin = path.display().to_string();
+                Some((decode_body(image, &origin)?, origin))
+            }
+            None => None,
+        };
+        let view_meta = view.load_meta()?;
+        let view_applied = view_meta.as_ref().and_then(|meta| meta.last_applied);
+        let snapshot_applied = snapshot
+            .as_ref()
+            .and_then(|(body, _)| body.meta.last_log_id);
+        let restore = |body: &SnapshotBody, origin: &str| {
+            steward_statemachine::restore(body.state)
+                .map_err(|e| Error::storage(format!("restore state from {origin}"), e))
+        };
+        let mut replayed = 0;
+        let (state, meta, source) = match (view_meta, snapshot) {
+            (view_meta, Some((body, origin))) if snapshot_applied > view_applied => {
                 tracing::info!(
-                    snapshot = %path.display(),
-                    view_applied = ?meta.last_applied,
+                    snapshot = %origin,
+                    ?view_applied,
                     "the sled view is behind the snapshot; restoring from the snapshot"
                 );
-                state = steward_statemachine::restore(&body.state).map_err(|e| {
-                    Error::storage(format!("restore state from {}", path.display()), e)
-                })?;
-                meta = RaftMeta {
+                let state = restore(&body, &origin)?;
+                let meta = RaftMeta {
                     last_applied: body.meta.last_log_id,
                     membership: body.meta.last_membership,
                     removed_ids: body.removed_ids,
                 };
                 view.replace_all(&state, &meta)?;
+                drop(view_meta);
+                (state, meta, "snapshot")
             }
-        }
+            (None, _) => (State::default(), RaftMeta::default(), "empty"),
+            (Some(view_meta), snapshot) => {
+                let folded = match (wal, view_applied) {
+                    (Some(wal), Some(upto)) => {
+                        let (base, after) = match &snapshot {
+                            Some((body, origin)) => (
+                                restore(body, origin)?,
+                                snapshot_applied.map_or(0, |id| id.index),
+                            ),
+                            None => (State::default(), 0),
+                        };
+                        resume::fold_wal(base, wal, after, upto)?
+                    }
+                    (_, None) => Some(Folded {
+                        state: State::default(),
+                        entries: 0,
+                    }),
+                    (None, Some(_)) => None,
+                };
+                match folded {
+                    Some(folded) => {
+                        replayed = folded.entries;
+                        (folded.state, view_meta, "snapshot and WAL")
+                    }
+                    None => {
+                        let (state, meta) = view.load()?.unwrap_or_default();
+                        (state, meta, "sled view")
+                    }
+                }
+            }
+        };
+        tracing::info!(
+            source,
+            applied = ?meta.last_applied,
+            replayed_entries = replayed,
+            jobs = state.parts().jobs().len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "state machine opened"
+        );
         let last = meta.last_applied.map_or(0, |id| id.index);
         let (applied_index, _) = watch::channel(last);
         let shared = Shared {
             applied: RwLock::new(Applied { state, meta }),
             view,
             snapshots,
+            opened_image: Mutex::new(latest),
             applied_index,
             snapshot_seq: AtomicU64::new(0),
         };

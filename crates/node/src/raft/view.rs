@@ -121,8 +121,14 @@ impl View {
         move |e| Error::storage(what.clone(), e)
     }
 
-    /// Loads the view: `None` if empty or in another layout (then the caller rebuilds it).
-    pub fn load(&self) -> Result<Option<(State, RaftMeta)>> {
+    /// Reads only openraft's part of the view (what it has applied), not its records: `None` if
+    /// empty or in another layout. The restart path uses it to replay the WAL up to that point
+    /// instead of reading every record (ADR 0015).
+    pub fn load_meta(&self) -> Result<Option<RaftMeta>> {
+        Ok(self.load_header()?.map(|(_, meta)| meta))
+    }
+
+    fn load_header(&self) -> Result<Option<(Globals, RaftMeta)>> {
         match self.db.get(KEY_FORMAT).map_err(self.err("read"))? {
             Some(format) if format.as_ref() == VIEW_FORMAT => {}
             _ => return Ok(None),
@@ -134,6 +140,14 @@ impl View {
         let meta = match self.db.get(KEY_RAFT).map_err(self.err("read"))? {
             Some(bytes) => decode(&bytes, KEY_RAFT)?,
             None => RaftMeta::default(),
+        };
+        Ok(Some((globals, meta)))
+    }
+
+    /// Loads the view: `None` if empty or in another layout (then the caller rebuilds it).
+    pub fn load(&self) -> Result<Option<(State, RaftMeta)>> {
+        let Some((globals, meta)) = self.load_header()? else {
+            return Ok(None);
         };
         let jobs: Vec<Job> = self.scan(PREFIX_JOB)?;
         let keys: Vec<IdempotencyEntry> = self.scan(PREFIX_KEY)?;

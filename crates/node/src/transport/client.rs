@@ -24,8 +24,9 @@ use crate::transport::{read_frame, TransportStats};
 pub const CONNECT_TIMEOUT_MS: u64 = 1_000;
 /// First reconnect delay after a failure. Default: 20 ms.
 pub const RECONNECT_BACKOFF_MS_MIN: u64 = 20;
-/// Reconnect delay cap. Default: 1 s.
-pub const RECONNECT_BACKOFF_MS_MAX: u64 = 1_000;
+/// Reconnect delay cap. Default: 100 ms: a restarted peer is reached within about 100 ms of
+/// listening again, before its first election timeout (ADR 0015).
+pub const RECONNECT_BACKOFF_MS_MAX: u64 = 100;
 /// Frames queued for one connection's writer before senders wait. Default: 1024.
 pub const WRITE_QUEUE_FRAMES_MAX: usize = 1_024;
 
