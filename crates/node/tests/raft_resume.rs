@@ -1,6 +1,7 @@
 //! The restart path of ADR 0015: the state machine rebuilds its state from the newest snapshot
 //! and the WAL up to the entry its sled view applied last, gets exactly the state the view
-//! holds, and falls back to reading the view whenever the WAL cannot reach that entry.
+//! holds, and falls back to reading the view whenever the WAL cannot reach that entry. The view
+//! itself is written behind the apply path (ADR 0016) and catches up while the node runs.
 
 // Tests fail loudly on any unexpected error; that is their job.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -110,6 +111,24 @@ async fn the_wal_replay_rebuilds_exactly_the_state_the_view_holds() {
     let from_view = open_sm(tmp.path(), None);
     assert_eq!(hash(&from_view), expected, "the view agrees");
     assert_eq!(from_view.shared().read(|s| s.jobs().count()), 32);
+}
+
+#[tokio::test]
+async fn the_view_catches_up_behind_the_apply_path_while_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wal = open_wal(tmp.path());
+    let mut sm = open_sm(tmp.path(), Some(&wal));
+    apply_and_log(&mut sm, &wal, 1..21, u64::MAX).await;
+    let shared = sm.shared();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while shared.view_applied_index().unwrap() < 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the view writer never wrote entry 20"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(shared.view_applied_index().unwrap(), 20);
 }
 
 #[tokio::test]

@@ -28,6 +28,7 @@ pub mod state_machine;
 pub mod status;
 pub mod transfer;
 mod view;
+mod view_writer;
 
 pub use view::RaftMeta;
 

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::raft::resume::{self, Folded, WalReplay};
 use crate::raft::snapshot_file::{self, SnapshotDir};
 use crate::raft::view::{RaftMeta, View};
+use crate::raft::view_writer::{self, merge, Unwritten, WriterSignal};
 use crate::raft::{ApplyResponse, NodeId, PeerNode, TypeConfig};
 
 /// What a snapshot file's body holds (bincode, inside the framed file).
@@ -50,11 +51,27 @@ pub struct Shared {
     applied: RwLock<Applied>,
     view: View,
     snapshots: SnapshotDir,
+    /// Records changed by applied batches and not yet in the view (ADR 0016).
+    unwritten: Mutex<Unwritten>,
+    /// Held across encoding and writing one view batch, so batches land in encoding order.
+    view_writes: Mutex<()>,
+    /// Wakes the view writer thread.
+    writer_signal: Arc<WriterSignal>,
     /// The snapshot image read at open, handed to openraft's first `get_current_snapshot` (it
     /// asks at startup) instead of reading hundreds of MiB again.
     opened_image: Mutex<Option<(PathBuf, Vec<u8>)>>,
     applied_index: watch::Sender<u64>,
     snapshot_seq: AtomicU64,
+}
+
+impl Drop for Shared {
+    /// The last owner writes what the view lacks, so a cleanly closed node reopens from a
+    /// current view.
+    fn drop(&mut self) {
+        if let Err(e) = self.write_unwritten() {
+            tracing::warn!(error = %e, "writing the sled view at close failed");
+        }
+    }
 }
 
 /// openraft's state machine. Cheap to clone; clones share everything.
@@ -71,14 +88,6 @@ fn sm_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
 
 fn snap_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
     StorageIOError::write_snapshot(None, AnyError::error(e.to_string())).into()
-}
-
-fn merge(into: &mut Touched, from: Touched) {
-    into.jobs.extend(from.jobs);
-    into.idempotency_keys.extend(from.idempotency_keys);
-    into.workers.extend(from.workers);
-    into.outputs.extend(from.outputs);
-    into.globals |= from.globals;
 }
 
 /// The newest snapshot file of a node, read offline (for `steward log replay` and `log diff`).
@@ -137,11 +146,24 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Asks sled to write its buffers (best effort: not a durable sync on Linux, ADR 0007).
+    /// Writes what the view lacks and asks sled to write its buffers (best effort: not a
+    /// durable sync on Linux, ADR 0007).
     pub fn flush(&self) {
+        if let Err(e) = self.write_unwritten() {
+            tracing::warn!(error = %e, "writing the sled view failed");
+        }
         if let Err(e) = self.view.flush() {
             tracing::warn!(error = %e, "flushing the sled view failed");
         }
+    }
+
+    /// The last index the sled view holds (it trails the applied index by the writes in
+    /// flight, ADR 0016); 0 for an empty view.
+    pub fn view_applied_index(&self) -> Result<u64> {
+        let meta = self.view.load_meta()?;
+        Ok(meta
+            .and_then(|meta| meta.last_applied)
+            .map_or(0, |id| id.index))
     }
 
     /// openraft's applied id, membership and removed ids.
@@ -201,15 +223,60 @@ impl Shared {
             }
             responses.push(response);
         }
-        self.view
-            .write_applied(&applied.state, &touched, &applied.meta)?;
+        // The view is written behind, by the writer thread (ADR 0016); taken while the state is
+        // still locked, so a writer that sees this state also sees these records.
+        self.lock_unwritten().add(touched);
         let last = applied.meta.last_applied.map_or(0, |id| id.index);
         drop(guard);
+        self.writer_signal.wake();
         self.applied_index.send_replace(last);
         Ok(responses)
     }
 
+    fn lock_unwritten(&self) -> MutexGuard<'_, Unwritten> {
+        self.unwritten
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes every record changed since the last view write, with the meta of the state they
+    /// were read from, in one sled batch. Lock order: `view_writes`, then the state, then
+    /// `unwritten` (as `apply_blocking` and `install_blocking`).
+    pub(crate) fn write_unwritten(&self) -> Result<()> {
+        let _serial = self
+            .view_writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (batch, touched) = {
+            let applied = self.lock_read();
+            let unwritten = std::mem::take(&mut *self.lock_unwritten());
+            let Some(touched) = unwritten.into_touched() else {
+                return Ok(());
+            };
+            match self
+                .view
+                .encode_applied(&applied.state, &touched, &applied.meta)
+            {
+                Ok(batch) => (batch, touched),
+                Err(e) => {
+                    self.lock_unwritten().add(touched);
+                    return Err(e);
+                }
+            }
+        };
+        if let Err(e) = self.view.write(batch) {
+            // Kept for the next attempt: the view's meta still names the older state.
+            self.lock_unwritten().add(touched);
+            return Err(e);
+        }
+        Ok(())
+    }
+
     fn build_snapshot_blocking(&self) -> Result<Snapshot<TypeConfig>> {
+        // A view at or past the snapshot is what the restart path reads fastest (ADR 0015).
+        if let Err(e) = self.write_unwritten() {
+            tracing::warn!(error = %e, "writing the sled view before a snapshot failed");
+        }
         let (meta, image) = {
             let applied = self.lock_read();
             let last = applied.meta.last_applied;
@@ -271,11 +338,18 @@ impl Shared {
             membership: meta.last_membership.clone(),
             removed_ids: body.removed_ids,
         };
-        self.view.replace_all(&state, &raft_meta)?;
+        // The lock order of `write_unwritten`: no batch encoded from the old state may land
+        // after the view is replaced.
+        let _serial = self
+            .view_writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut applied = self
             .applied
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *self.lock_unwritten() = Unwritten::default();
+        self.view.replace_all(&state, &raft_meta)?;
         *applied = Applied {
             state,
             meta: raft_meta,
@@ -397,17 +471,20 @@ impl StateMachineStore {
         );
         let last = meta.last_applied.map_or(0, |id| id.index);
         let (applied_index, _) = watch::channel(last);
-        let shared = Shared {
+        let writer_signal = Arc::new(WriterSignal::default());
+        let shared = Arc::new(Shared {
             applied: RwLock::new(Applied { state, meta }),
             view,
             snapshots,
+            unwritten: Mutex::new(Unwritten::default()),
+            view_writes: Mutex::new(()),
+            writer_signal: writer_signal.clone(),
             opened_image: Mutex::new(latest),
             applied_index,
             snapshot_seq: AtomicU64::new(0),
-        };
-        Ok(StateMachineStore {
-            shared: Arc::new(shared),
-        })
+        });
+        view_writer::spawn(Arc::downgrade(&shared), writer_signal)?;
+        Ok(StateMachineStore { shared })
     }
 
     /// The shared state, for the node's reads and waits.

@@ -49,6 +49,9 @@ pub struct RaftMeta {
     pub removed_ids: BTreeSet<NodeId>,
 }
 
+/// Records and meta encoded by [`View::encode_applied`], written whole by [`View::write`].
+pub struct ViewBatch(sled::Batch);
+
 /// The sled database holding the view.
 pub struct View {
     db: sled::Db,
@@ -168,9 +171,15 @@ impl View {
         Ok(out)
     }
 
-    /// Writes the records `touched` names (deleting those `state` no longer has) and `meta`, in
-    /// one atomic sled batch. Not durable on return (see the module comment).
-    pub fn write_applied(&self, state: &State, touched: &Touched, meta: &RaftMeta) -> Result<()> {
+    /// Encodes the records `touched` names (deletions for those `state` no longer has) and
+    /// `meta` as one batch, for [`View::write`]. Takes no lock of its own: the caller holds the
+    /// state still while this reads it.
+    pub fn encode_applied(
+        &self,
+        state: &State,
+        touched: &Touched,
+        meta: &RaftMeta,
+    ) -> Result<ViewBatch> {
         let mut batch = sled::Batch::default();
         batch.insert(KEY_FORMAT, VIEW_FORMAT);
         batch.insert(KEY_GLOBALS, encode(state.globals())?);
@@ -203,7 +212,12 @@ impl View {
                 None => batch.remove(key),
             }
         }
-        self.db.apply_batch(batch).map_err(self.err("write"))
+        Ok(ViewBatch(batch))
+    }
+
+    /// Writes `batch` atomically. Not durable on return (see the module comment).
+    pub fn write(&self, batch: ViewBatch) -> Result<()> {
+        self.db.apply_batch(batch.0).map_err(self.err("write"))
     }
 
     /// Replaces the whole view with `state` and `meta` (after installing a snapshot or when the

@@ -1,0 +1,110 @@
+//! The sled view written behind the apply path (ADR 0016): `apply` only records which records
+//! changed; one thread per state machine writes them to sled, many applied batches per sled
+//! batch, so that sled's cost leaves the latency of every write and shrinks under load.
+//!
+//! The view may lag the state by the writes in flight. That is a state ADR 0007 already
+//! allows (sled loses unflushed writes on a crash): the restart path replays the WAL up to
+//! whatever the view's meta names. This module decides when to write, not what.
+
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::Duration;
+
+use steward_statemachine::Touched;
+
+use crate::error::{Error, Result};
+use crate::raft::state_machine::Shared;
+
+/// Shortest pause between two view writes: applied batches in between share one sled batch.
+/// Default: 10 ms.
+pub const VIEW_WRITE_INTERVAL_MS: u64 = 100;
+/// Longest sleep of an idle writer before it checks whether its state machine still exists.
+/// Default: 100 ms.
+const IDLE_CHECK_MS: u64 = 100;
+
+/// Adds `from` to `into`.
+pub fn merge(into: &mut Touched, from: Touched) {
+    into.jobs.extend(from.jobs);
+    into.idempotency_keys.extend(from.idempotency_keys);
+    into.workers.extend(from.workers);
+    into.outputs.extend(from.outputs);
+    into.globals |= from.globals;
+}
+
+/// What applied batches changed since the last view write.
+#[derive(Default)]
+pub struct Unwritten {
+    touched: Touched,
+    /// Something was applied (even a blank entry moves openraft's applied id).
+    dirty: bool,
+}
+
+impl Unwritten {
+    /// Records one applied batch's changes.
+    pub fn add(&mut self, touched: Touched) {
+        merge(&mut self.touched, touched);
+        self.dirty = true;
+    }
+
+    /// The changed records, or `None` when nothing was applied.
+    pub fn into_touched(self) -> Option<Touched> {
+        self.dirty.then_some(self.touched)
+    }
+}
+
+/// Wakes the writer. Lives apart from [`Shared`] so that a sleeping writer does not keep its
+/// state machine alive.
+#[derive(Default)]
+pub struct WriterSignal {
+    woken: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl WriterSignal {
+    /// Tells the writer there is something to write.
+    pub fn wake(&self) {
+        *self
+            .woken
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
+        self.wake.notify_one();
+    }
+
+    /// Waits until woken or `timeout` passes; true when woken.
+    fn wait(&self, timeout: Duration) -> bool {
+        let woken = self
+            .woken
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (mut woken, _) = self
+            .wake
+            .wait_timeout_while(woken, timeout, |woken| !*woken)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::mem::take(&mut *woken)
+    }
+}
+
+/// Starts the writer thread of `shared`; it ends once `shared` is dropped (whose `Drop` writes
+/// the rest).
+pub fn spawn(shared: Weak<Shared>, signal: Arc<WriterSignal>) -> Result<()> {
+    std::thread::Builder::new()
+        .name("view-writer".into())
+        .spawn(move || run(&shared, &signal))
+        .map(drop)
+        .map_err(|e| Error::storage("start the view writer thread", e))
+}
+
+fn run(shared: &Weak<Shared>, signal: &WriterSignal) {
+    loop {
+        let woken = signal.wait(Duration::from_millis(IDLE_CHECK_MS));
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
+        if woken {
+            if let Err(e) = strong.write_unwritten() {
+                tracing::error!(error = %e, "writing the sled view failed; retrying");
+            }
+        }
+        drop(strong);
+        std::thread::sleep(Duration::from_millis(VIEW_WRITE_INTERVAL_MS));
+    }
+}
