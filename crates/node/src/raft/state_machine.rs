@@ -348,8 +348,10 @@ impl Shared {
             .applied
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *self.lock_unwritten() = Unwritten::default();
         self.view.replace_all(&state, &raft_meta)?;
+        // Only once the view holds the new state: on a failed replace the old state stays, and
+        // so do its unwritten records.
+        *self.lock_unwritten() = Unwritten::default();
         *applied = Applied {
             state,
             meta: raft_meta,
