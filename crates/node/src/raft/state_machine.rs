@@ -454,7 +454,11 @@ impl StateMachineStore {
                 match folded {
                     Some(folded) => {
                         replayed = folded.entries;
-                        (folded.state, view_meta, "snapshot and WAL")
+                        let source = match snapshot {
+                            Some(_) => "snapshot and WAL",
+                            None => "WAL",
+                        };
+                        (folded.state, view_meta, source)
                     }
                     None => {
                         let (state, meta) = view.load()?.unwrap_or_default();
