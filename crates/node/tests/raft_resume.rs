@@ -93,12 +93,18 @@ async fn apply_and_log(
     }
 }
 
-#[tokio::test]
-async fn the_wal_replay_rebuilds_exactly_the_state_the_view_holds() {
+/// A fresh data directory whose WAL and state machine hold entries `range` (all logged).
+async fn logged(range: std::ops::Range<u64>) -> (tempfile::TempDir, Wal, StateMachineStore) {
     let tmp = tempfile::tempdir().unwrap();
     let wal = open_wal(tmp.path());
     let mut sm = open_sm(tmp.path(), Some(&wal));
-    apply_and_log(&mut sm, &wal, 1..41, u64::MAX).await;
+    apply_and_log(&mut sm, &wal, range, u64::MAX).await;
+    (tmp, wal, sm)
+}
+
+#[tokio::test]
+async fn the_wal_replay_rebuilds_exactly_the_state_the_view_holds() {
+    let (tmp, wal, sm) = logged(1..41).await;
     let expected = hash(&sm);
     drop(sm);
 
@@ -115,10 +121,7 @@ async fn the_wal_replay_rebuilds_exactly_the_state_the_view_holds() {
 
 #[tokio::test]
 async fn the_view_catches_up_behind_the_apply_path_while_open() {
-    let tmp = tempfile::tempdir().unwrap();
-    let wal = open_wal(tmp.path());
-    let mut sm = open_sm(tmp.path(), Some(&wal));
-    apply_and_log(&mut sm, &wal, 1..21, u64::MAX).await;
+    let (_tmp, _wal, sm) = logged(1..21).await;
     let shared = sm.shared();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while shared.view_applied_index().unwrap() < 20 {
@@ -133,10 +136,7 @@ async fn the_view_catches_up_behind_the_apply_path_while_open() {
 
 #[tokio::test]
 async fn a_snapshot_plus_the_wal_after_it_rebuilds_the_state() {
-    let tmp = tempfile::tempdir().unwrap();
-    let wal = open_wal(tmp.path());
-    let mut sm = open_sm(tmp.path(), Some(&wal));
-    apply_and_log(&mut sm, &wal, 1..21, u64::MAX).await;
+    let (tmp, wal, mut sm) = logged(1..21).await;
     sm.build_snapshot().await.unwrap();
     apply_and_log(&mut sm, &wal, 21..36, u64::MAX).await;
     let expected = hash(&sm);
