@@ -84,6 +84,12 @@ impl JobId {
     pub fn log_index(self) -> LogIndex {
         LogIndex(self.0 / JOBS_PER_PROPOSAL_MAX)
     }
+
+    /// How many jobs its entry submitted before it (the `ordinal` of [`JobId::from_position`]).
+    pub fn ordinal(self) -> u32 {
+        // The remainder is below JOBS_PER_PROPOSAL_MAX (1000), so it fits.
+        (self.0 % JOBS_PER_PROPOSAL_MAX) as u32
+    }
 }
 
 /// An idempotency key scoped by the client's namespace: the same `key` in two namespaces names
@@ -159,6 +165,7 @@ mod tests {
         let id = JobId::from_position(LogIndex(57), 3).unwrap();
         assert_eq!(id, JobId(57_003));
         assert_eq!(id.log_index(), LogIndex(57));
+        assert_eq!(id.ordinal(), 3);
         assert_eq!(JobId::from_position(LogIndex(1), 1000), None);
         assert_eq!(JobId::from_position(LogIndex(u64::MAX), 0), None);
     }

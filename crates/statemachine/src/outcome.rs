@@ -110,7 +110,7 @@ impl Outcome {
 /// returns `None`) exactly these, in one batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Touched {
-    /// Jobs changed (created, transitioned, compacted).
+    /// Jobs changed (created, transitioned, compacted), or whose bound idempotency entry expired.
     pub jobs: BTreeSet<JobId>,
     /// Idempotency entries changed or removed.
     pub idempotency_keys: BTreeSet<IdempotencyKey>,

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::raft::state_machine::Shared;
 
 /// Shortest pause between two view writes: applied batches in between share one sled batch.
-/// Default: 10 ms.
+/// Default: 100 ms.
 pub const VIEW_WRITE_INTERVAL_MS: u64 = 100;
 /// Longest sleep of an idle writer before it checks whether its state machine still exists.
 /// Default: 100 ms.

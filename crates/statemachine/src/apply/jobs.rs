@@ -283,6 +283,11 @@ pub(super) fn expire_key(
         });
     }
     state.index.remove_key(entry);
+    // The job loses its bound entry: a view that stores a bound entry with its job (the node's
+    // sled view, ADR 0017) rewrites that job's record.
+    if let Some(job) = entry.job {
+        context.report.touched.jobs.insert(job);
+    }
     state.keys.remove(key);
     context.report.touched.idempotency_keys.insert(key.clone());
     Ok(Outcome::Applied)
