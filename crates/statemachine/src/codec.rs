@@ -12,8 +12,8 @@
 //! `WorkflowExited` variant). Snapshot formats 1 and 2 held unpacked job records and are refused
 //! (`Error::UnsupportedVersion`, which names the version found).
 //!
-//! `Records` is the globals, then jobs in id order, idempotency entries in key order, workers in
-//! id order; the state hash is FNV-1a 64 over exactly the snapshot body, so two states with the
+//! `Records` is the globals, then jobs in id order, idempotency entries in key-map order (a
+//! hash of the key, then the key; ADR 0017), workers in id order; the state hash is FNV-1a 64 over exactly the snapshot body, so two states with the
 //! same records hash alike on every machine. See `docs/adr/0004-event-schema.md`. This module
 //! does no I/O: the caller frames, checksums and stores the bytes.
 
@@ -21,9 +21,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::state::KeyMap;
 use crate::{
-    BodyHash, Error, Globals, IdempotencyEntry, IdempotencyKey, Job, JobId, JobSpec, Proposal,
-    Result, State, Worker, WorkerId, WorkflowId, WorkflowOutput,
+    BodyHash, Error, Globals, IdempotencyEntry, Job, JobId, JobSpec, Proposal, Result, State,
+    Worker, WorkerId, WorkflowId, WorkflowOutput,
 };
 
 /// Magic at the start of every encoded proposal.
@@ -252,6 +253,19 @@ impl<K, V: bincode::Encode> bincode::Encode for Values<'_, K, V> {
     }
 }
 
+/// [`Values`] of the idempotency entries, in key-map order.
+struct KeyValues<'a>(&'a KeyMap);
+
+impl bincode::Encode for KeyValues<'_> {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        encoder: &mut E,
+    ) -> std::result::Result<(), bincode::error::EncodeError> {
+        (self.0.len() as u64).encode(encoder)?;
+        self.0.values().try_for_each(|value| value.encode(encoder))
+    }
+}
+
 /// Twin of [`crate::Records`] that decodes each job straight into its box (same bytes).
 #[derive(bincode::BorrowDecode)]
 struct BoxedRecords {
@@ -270,7 +284,7 @@ struct BoxedRecords {
 struct RecordsRef<'a> {
     globals: &'a Globals,
     jobs: Values<'a, JobId, Box<Job>>,
-    idempotency: Values<'a, IdempotencyKey, IdempotencyEntry>,
+    idempotency: KeyValues<'a>,
     workers: Values<'a, WorkerId, Worker>,
     outputs: Values<'a, (JobId, WorkflowId), WorkflowOutput>,
 }
@@ -279,7 +293,7 @@ fn records_of(state: &State) -> RecordsRef<'_> {
     RecordsRef {
         globals: &state.globals,
         jobs: Values(&state.jobs),
-        idempotency: Values(&state.keys),
+        idempotency: KeyValues(&state.keys),
         workers: Values(&state.workers),
         outputs: Values(&state.outputs),
     }
@@ -300,7 +314,7 @@ impl bincode::enc::write::Writer for Fnv64 {
     }
 }
 
-fn fnv_of<T: Serialize>(value: &T) -> u64 {
+pub(crate) fn fnv_of<T: Serialize>(value: &T) -> u64 {
     let mut hasher = Fnv64(FNV_OFFSET_BASIS);
     // Our types derive Serialize, every sequence has a known length and the writer never
     // fails, so encoding cannot fail; if it ever did, that is a broken internal invariant.

@@ -23,8 +23,15 @@ pub fn default_parent() -> anyhow::Result<PathBuf> {
     Ok(if same_device { tmp } else { cwd })
 }
 
+/// Creates `dir` (and its parents) if missing, then refuses it on tmpfs: these are disk
+/// benchmarks.
+pub fn prepare_parent(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    refuse_tmpfs(dir)
+}
+
 /// Refuses a directory on tmpfs: these are disk benchmarks.
-pub fn refuse_tmpfs(dir: &Path) -> anyhow::Result<()> {
+fn refuse_tmpfs(dir: &Path) -> anyhow::Result<()> {
     let stat =
         nix::sys::statfs::statfs(dir).with_context(|| format!("statfs {}", dir.display()))?;
     // The field's integer type differs between targets; the magic fits either way.

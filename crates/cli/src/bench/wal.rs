@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::machine::{default_parent, load_average, refuse_tmpfs};
+use super::machine::{default_parent, load_average, prepare_parent};
 use super::report::{self, PointResult, Report};
 use super::runner::{run_point, PointLimits, PointMeasurement};
 use super::target::TargetKind;
@@ -78,7 +78,7 @@ pub fn run(args: &WalArgs) -> anyhow::Result<()> {
         Some(dir) => dir.clone(),
         None => default_parent()?,
     };
-    refuse_tmpfs(&parent)?;
+    prepare_parent(&parent)?;
     let run_dir = tempfile::Builder::new()
         .prefix("steward-bench-")
         .tempdir_in(&parent)

@@ -23,7 +23,7 @@ pub(super) fn reserve_key(
     let live_keys = state.keys.len() as u64;
     // One search of the key map, not a lookup and then an insert: with a million live keys
     // the string comparisons dominate the fold.
-    let slot = match state.keys.entry(key.clone()) {
+    let slot = match state.keys.entry(key) {
         Entry::Occupied(occupied) => {
             return existing_key_outcome(&state.jobs, occupied.get(), hash)
                 .map(|duplicate| duplicate.unwrap_or(Outcome::Applied));

@@ -3,13 +3,11 @@
 //!
 //! Callers validate first; these helpers only mutate (they never refuse).
 
-use std::collections::BTreeMap;
-
 use crate::apply::Context;
-use crate::state::Indexes;
+use crate::state::{Indexes, KeyMap};
 use crate::{
-    ApplyReport, FailureCause, Happening, IdempotencyEntry, IdempotencyKey, Job, JobId, JobStatus,
-    State, StopOrder, WorkflowId, WorkflowRef, WorkflowState, WorkflowStatus,
+    ApplyReport, FailureCause, Happening, IdempotencyKey, Job, JobId, JobStatus, State, StopOrder,
+    WorkflowId, WorkflowRef, WorkflowState, WorkflowStatus,
 };
 
 /// Changes one workflow's runtime state on a job already looked up, keeping the indexes in step,
@@ -228,7 +226,7 @@ impl State {
 
 /// Starts the TTL of the job's idempotency key, if the key is still bound to it.
 fn commit_key(
-    keys: &mut BTreeMap<IdempotencyKey, IdempotencyEntry>,
+    keys: &mut KeyMap,
     index: &mut Indexes,
     context: &mut Context<'_>,
     job_id: JobId,

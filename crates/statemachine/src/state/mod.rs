@@ -8,6 +8,7 @@
 mod index;
 mod job;
 mod job_codec;
+mod key_map;
 mod packed;
 mod records;
 mod stored_spec;
@@ -22,6 +23,7 @@ pub use self::job::{
     ExtensionTracker, Failure, FailureCause, Happening, Job, JobExtensions, TimelineEntry,
     TimeoutRecord, WorkflowState,
 };
+pub(crate) use self::key_map::KeyMap;
 pub use self::records::{Globals, IdempotencyEntry, Worker};
 pub use self::stored_spec::{StoredSpec, WorkflowLimits};
 use crate::{
@@ -36,14 +38,15 @@ pub struct State {
     /// Boxed: B-tree nodes filled in id order stay about half full, so inline jobs would
     /// waste half a node slot each (measured by the benchmark).
     pub(crate) jobs: BTreeMap<JobId, Box<Job>>,
-    pub(crate) keys: BTreeMap<IdempotencyKey, IdempotencyEntry>,
+    /// Ordered by a hash of the key, then the key (`key_map`).
+    pub(crate) keys: KeyMap,
     pub(crate) workers: BTreeMap<WorkerId, Worker>,
     /// Latest exit per (job, workflow), bounded by [`crate::OUTPUT_RECORDS_MAX`].
     pub(crate) outputs: BTreeMap<(JobId, WorkflowId), WorkflowOutput>,
     pub(crate) index: Indexes,
 }
 
-/// Borrowed view of every record, each kind in key order (for persistence and snapshots).
+/// Borrowed view of every record, each kind in its map order (for persistence and snapshots).
 #[derive(Debug, Clone, Copy)]
 pub struct Parts<'a> {
     state: &'a State,
@@ -60,7 +63,7 @@ impl<'a> Parts<'a> {
         self.state.jobs.values().map(|job| &**job)
     }
 
-    /// Every live idempotency entry, by key.
+    /// Every live idempotency entry, in key-map order (a hash of the key, then the key).
     pub fn idempotency(
         &self,
     ) -> impl DoubleEndedIterator<Item = &'a IdempotencyEntry> + ExactSizeIterator {
@@ -87,7 +90,7 @@ pub struct Records {
     pub globals: Globals,
     /// Jobs in id order.
     pub jobs: Vec<Job>,
-    /// Idempotency entries in key order.
+    /// Idempotency entries in key-map order.
     pub idempotency: Vec<IdempotencyEntry>,
     /// Workers in id order.
     pub workers: Vec<Worker>,
@@ -112,7 +115,7 @@ impl State {
         State {
             globals: Globals::new(config),
             jobs: BTreeMap::new(),
-            keys: BTreeMap::new(),
+            keys: KeyMap::default(),
             workers: BTreeMap::new(),
             outputs: BTreeMap::new(),
             index: Indexes::default(),
@@ -149,7 +152,7 @@ impl State {
         self.jobs.values().map(|job| &**job)
     }
 
-    /// Every live idempotency entry, by key.
+    /// Every live idempotency entry, in key-map order (a hash of the key, then the key).
     pub fn idempotency_entries(&self) -> impl Iterator<Item = &IdempotencyEntry> {
         self.keys.values()
     }
@@ -225,7 +228,7 @@ impl State {
     pub(crate) fn from_boxed(
         globals: Globals,
         mut jobs: Vec<Box<Job>>,
-        mut idempotency: Vec<IdempotencyEntry>,
+        idempotency: Vec<IdempotencyEntry>,
         mut workers: Vec<Worker>,
         outputs: Vec<WorkflowOutput>,
     ) -> Result<State> {
@@ -257,17 +260,6 @@ impl State {
                 return Err(inconsistent(what));
             }
         }
-        // Snapshots list keys in order already; sorting a million strings again costs more
-        // than checking.
-        if !idempotency.windows(2).all(|pair| pair[0].key < pair[1].key) {
-            idempotency.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-            if let Some(pair) = idempotency
-                .windows(2)
-                .find(|pair| pair[0].key == pair[1].key)
-            {
-                return Err(inconsistent(format!("key {} appears twice", pair[0].key)));
-            }
-        }
         // The ids side by side: a binary search through the boxed jobs misses the cache at
         // every step.
         let job_ids: Vec<JobId> = jobs.iter().map(|job| job.id).collect();
@@ -284,13 +276,12 @@ impl State {
         }
         let outputs = check_outputs(outputs, &jobs)?;
         let index = Indexes::build(jobs.iter().map(|job| &**job), &idempotency);
+        let keys = KeyMap::from_entries(idempotency)
+            .map_err(|key| inconsistent(format!("key {key} appears twice")))?;
         Ok(State {
             globals,
             jobs: jobs.into_iter().map(|job| (job.id, job)).collect(),
-            keys: idempotency
-                .into_iter()
-                .map(|entry| (entry.key.clone(), entry))
-                .collect(),
+            keys,
             workers,
             outputs,
             index,

@@ -24,7 +24,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 
 pub use super::machine::load_average;
-use super::machine::{default_parent, describe, refuse_tmpfs};
+use super::machine::{default_parent, describe, prepare_parent};
 use crate::job_cmd::parse_duration_arg;
 use failover::FailoverPlan;
 use recovery::RecoveryPlan;
@@ -188,7 +188,7 @@ async fn run_async(args: &ClusterArgs) -> anyhow::Result<()> {
         Some(dir) => dir.clone(),
         None => default_parent()?,
     };
-    refuse_tmpfs(&parent)?;
+    prepare_parent(&parent)?;
     let run_dir = tempfile::Builder::new()
         .prefix("steward-bench-cluster-")
         .tempdir_in(&parent)
