@@ -432,7 +432,12 @@ impl StateMachineStore {
                 drop(view_meta);
                 (state, meta, "snapshot")
             }
-            (None, _) => (State::default(), RaftMeta::default(), "empty"),
+            (None, _) => {
+                // Clears whatever an older layout left, and marks the view as this layout.
+                let (state, meta) = (State::default(), RaftMeta::default());
+                view.replace_all(&state, &meta)?;
+                (state, meta, "empty")
+            }
             (Some(view_meta), snapshot) => {
                 let folded = match (wal, view_applied) {
                     (Some(wal), Some(upto)) => {

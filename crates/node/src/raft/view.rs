@@ -269,8 +269,8 @@ impl View {
         touched: &Touched,
         meta: &RaftMeta,
     ) -> Result<ViewBatch> {
+        // No format key: only `replace_all` vouches for the layout (see there).
         let mut batch = sled::Batch::default();
-        batch.insert(KEY_FORMAT, VIEW_FORMAT);
         batch.insert(KEY_GLOBALS, encode(state.globals())?);
         batch.insert(KEY_RAFT, encode(meta)?);
         let mut pages: BTreeSet<PageId> = touched.jobs.iter().map(|id| PageId::of(*id)).collect();
@@ -318,38 +318,79 @@ impl View {
         self.db.apply_batch(batch.0).map_err(self.err("write"))
     }
 
-    /// Replaces the whole view with `state` and `meta` (after installing a snapshot or when the
-    /// view was unusable), in one atomic batch.
+    /// Replaces the whole view with `state` and `meta` (after installing a snapshot, or when
+    /// the view was empty, unusable or behind the newest snapshot).
+    ///
+    /// Not one batch: a million jobs in one sled batch held gigabytes. The format key goes
+    /// first and comes back last, so a view cut short by a crash or an error reads as unusable
+    /// (`load_meta` answers `None`) and is rebuilt at the next start; sled recovers a prefix of
+    /// its operations, so the format key cannot come back before the records it vouches for.
     pub fn replace_all(&self, state: &State, meta: &RaftMeta) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        for item in self.db.iter().keys() {
-            batch.remove(item.map_err(self.err("scan"))?);
-        }
-        batch.insert(KEY_FORMAT, VIEW_FORMAT);
-        batch.insert(KEY_GLOBALS, encode(state.globals())?);
-        batch.insert(KEY_RAFT, encode(meta)?);
+        self.db.remove(KEY_FORMAT).map_err(self.err("write"))?;
+        self.db.clear().map_err(self.err("clear"))?;
+        let mut chunk = Chunk::new(self);
         let mut pages: BTreeMap<PageId, PageOut<'_>> = BTreeMap::new();
         for job in state.jobs() {
             pages.entry(PageId::of(job.id)).or_default().add(state, job);
         }
         for (page, out) in &pages {
-            batch.insert(page.key(), encode(out)?);
+            chunk.insert(page.key(), encode(out)?)?;
         }
         for entry in state.idempotency_entries() {
             if entry.job.is_none() {
-                batch.insert(keyed(PREFIX_KEY, &encode(&entry.key)?), encode(entry)?);
+                chunk.insert(keyed(PREFIX_KEY, &encode(&entry.key)?), encode(entry)?)?;
             }
         }
         for worker in state.workers() {
-            batch.insert(
-                keyed(PREFIX_WORKER, &worker.id.0.to_be_bytes()),
-                encode(worker)?,
-            );
+            let key = keyed(PREFIX_WORKER, &worker.id.0.to_be_bytes());
+            chunk.insert(key, encode(worker)?)?;
         }
         for output in state.parts().outputs() {
-            batch.insert(output_key(output.job, output.workflow), encode(output)?);
+            chunk.insert(output_key(output.job, output.workflow), encode(output)?)?;
         }
-        self.db.apply_batch(batch).map_err(self.err("write"))
+        chunk.insert(KEY_GLOBALS.to_vec(), encode(state.globals())?)?;
+        chunk.insert(KEY_RAFT.to_vec(), encode(meta)?)?;
+        chunk.insert(KEY_FORMAT.to_vec(), VIEW_FORMAT.to_vec())?;
+        chunk.apply()
+    }
+}
+
+/// Records per sled batch when the view is rewritten whole: bounds the memory a rewrite holds.
+/// Default: 1 024.
+const REWRITE_BATCH_RECORDS: usize = 1024;
+
+/// A sled batch applied every [`REWRITE_BATCH_RECORDS`] records.
+struct Chunk<'v> {
+    view: &'v View,
+    batch: sled::Batch,
+    records: usize,
+}
+
+impl<'v> Chunk<'v> {
+    fn new(view: &'v View) -> Chunk<'v> {
+        Chunk {
+            view,
+            batch: sled::Batch::default(),
+            records: 0,
+        }
+    }
+
+    fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        self.batch.insert(key, value);
+        self.records += 1;
+        if self.records >= REWRITE_BATCH_RECORDS {
+            self.apply()?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self) -> Result<()> {
+        self.records = 0;
+        let batch = std::mem::take(&mut self.batch);
+        self.view
+            .db
+            .apply_batch(batch)
+            .map_err(self.view.err("write"))
     }
 }
 
@@ -404,6 +445,9 @@ mod tests {
         fn new() -> Run {
             let dir = tempfile::tempdir().unwrap();
             let view = View::open(&dir.path().join("sled")).unwrap();
+            // As `StateMachineStore::open` does for an empty view: marks its layout.
+            view.replace_all(&State::default(), &RaftMeta::default())
+                .unwrap();
             Run {
                 state: State::default(),
                 view,
