@@ -68,14 +68,14 @@ pub struct NodeConfig {
     /// `election_timeout_min_ms`.
     pub heartbeat_interval_ms: u64,
     /// Lower bound of the randomized election timeout. Default: 300. Minimum: above
-    /// `heartbeat_interval_ms`. Also how long a candidate waits for each vote.
+    /// `heartbeat_interval_ms`. Also how long a candidate waits for each vote and pre-vote.
     ///
-    /// openraft 0.9 draws one timeout per process from [min, max) and adds the leader lease
-    /// (`election_timeout_max_ms`) to it: a follower campaigns after `max + [min, max)` of
-    /// silence from its leader, 800–1000 ms with the defaults (ADR 0013).
+    /// A member without a committed vote (a candidate, or just restarted) asks for pre-votes
+    /// again after `[min, max)` of silence; a follower of an elected leader asks after
+    /// `[max + heartbeat, 2 × max)`, 600–1000 ms with the defaults (ADR 0018).
     pub election_timeout_min_ms: u64,
     /// Upper bound of the randomized election timeout, and openraft's leader lease: a voter
-    /// refuses every vote until this long after it last heard from its leader.
+    /// refuses every vote and pre-vote until this long after it last heard from its leader.
     /// Default: 500. Minimum: above `election_timeout_min_ms`.
     pub election_timeout_max_ms: u64,
     /// How often the leader checks job timeouts. Default: 30000. Minimum: 100.
@@ -192,6 +192,8 @@ impl NodeConfig {
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_after_entries),
             max_in_snapshot_log_to_keep: self.log_entries_kept_after_snapshot,
             install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
+            // steward starts elections itself, after a pre-vote (ADR 0018).
+            enable_elect: false,
             ..Default::default()
         };
         config.validate().map_err(|e| Error::Config {

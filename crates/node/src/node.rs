@@ -24,6 +24,7 @@ use crate::duties::clock::LeaderClock;
 use crate::error::{Error, Result};
 use crate::gossip::{self, Gossip};
 use crate::raft::cluster::{self, fatal_error, leader_api_addr};
+use crate::raft::election::{Campaigner, ElectionTiming};
 use crate::raft::handler::RaftHandler;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::NetworkFactory;
@@ -137,7 +138,14 @@ impl Node {
         let raft = Raft::new(config.id, raft_config, network, log.clone(), sm)
             .await
             .map_err(|e| fatal_error("start openraft", e))?;
-        let listened = listen_and_bootstrap(&raft, &config, stats.clone(), links.clone(), fresh);
+        let listened = listen_and_bootstrap(
+            &raft,
+            log.clone(),
+            &config,
+            stats.clone(),
+            links.clone(),
+            fresh,
+        );
         let server = match listened.await {
             Ok(server) => server,
             Err(e) => {
@@ -180,6 +188,15 @@ impl Node {
                 closed: AtomicBool::new(false),
             }),
         };
+        let campaigner = Campaigner {
+            me: node.id(),
+            raft: node.inner.raft.clone(),
+            log: node.inner.log.clone(),
+            pool: node.inner.pool.clone(),
+            timing: ElectionTiming::from_config(&node.inner.config),
+        };
+        // Detached: it ends with the stop signal or when openraft stops.
+        let _campaigner = campaigner.spawn(node.inner.stop.subscribe());
         let duties = crate::duties::spawn_supervisor(node.clone(), stopped);
         *node.inner.duties.lock().await = Some(duties);
         if let Some(events) = gossip_events {
@@ -509,12 +526,14 @@ async fn is_fresh(log: &mut LogStore) -> Result<bool> {
 /// Binds the Raft listener and, on a fresh node with initial members, bootstraps the group.
 async fn listen_and_bootstrap(
     raft: &Raft,
+    log: LogStore,
     config: &NodeConfig,
     stats: Arc<TransportStats>,
     links: Arc<LinkFilter>,
     fresh: bool,
 ) -> Result<RaftServer> {
-    let handler = Arc::new(RaftHandler::new(raft.clone()));
+    let lease = Duration::from_millis(config.election_timeout_max_ms);
+    let handler = Arc::new(RaftHandler::new(raft.clone(), log, lease));
     let server = RaftServer::bind_with_filter(config.raft_addr, handler, stats, links).await?;
     if fresh && !config.initial_members.is_empty() {
         if let Err(e) = bootstrap(raft, &config.initial_members).await {

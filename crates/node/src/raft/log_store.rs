@@ -216,6 +216,29 @@ impl LogStore {
         })
     }
 
+    /// The id of the last entry written to the WAL (or the purge point when none is left):
+    /// what a pre-vote compares a candidate's log against (ADR 0018). An entry openraft has
+    /// accepted but not yet handed to the WAL is not counted.
+    pub async fn last_log_id(&self) -> StoreResult<Option<LogId<NodeId>>> {
+        let last_purged = self.blob.lock().await.last_purged;
+        self.last_log_id_above(last_purged).await
+    }
+
+    async fn last_log_id_above(
+        &self,
+        last_purged: Option<LogId<NodeId>>,
+    ) -> StoreResult<Option<LogId<NodeId>>> {
+        let last = match self.wal.last_index() {
+            Some(LogIndex(index)) if last_purged.is_none_or(|p| index > p.index) => self
+                .read_range(index, index + 1)
+                .await?
+                .pop()
+                .map(|e| e.log_id),
+            _ => None,
+        };
+        Ok(last.or(last_purged))
+    }
+
     /// The highest index known committed, if openraft reported one since start.
     pub fn committed_index(&self) -> Option<u64> {
         self.committed_plus_one
@@ -308,17 +331,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> StoreResult<LogState<TypeConfig>> {
         let last_purged = self.blob.lock().await.last_purged;
-        let last = match self.wal.last_index() {
-            Some(LogIndex(index)) if last_purged.is_none_or(|p| index > p.index) => self
-                .read_range(index, index + 1)
-                .await?
-                .pop()
-                .map(|e| e.log_id),
-            _ => None,
-        };
         Ok(LogState {
             last_purged_log_id: last_purged,
-            last_log_id: last.or(last_purged),
+            last_log_id: self.last_log_id_above(last_purged).await?,
         })
     }
 

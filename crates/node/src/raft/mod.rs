@@ -5,7 +5,8 @@
 //! durability; [`state_machine`] applies committed entries through `steward-statemachine` into
 //! the sled view (`view`) and owns the snapshot files (`snapshot_file`), and at startup rebuilds
 //! the state from the newest snapshot and the WAL (`resume`); [`network`] plugs the
-//! TCP transport into openraft and `handler` serves it; `proposer` batches decided commands into
+//! TCP transport into openraft and `handler` serves it; `election` decides when to campaign
+//! (pre-vote, ADR 0018); `proposer` batches decided commands into
 //! entries; `cluster` changes membership; [`transfer`] hands leadership over; [`status`] is what
 //! the node reports. This module does not start Raft (see `node.rs`).
 
@@ -16,6 +17,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 pub(crate) mod cluster;
+pub(crate) mod election;
 mod flusher;
 pub(crate) mod handler;
 pub mod log_store;

@@ -1,5 +1,6 @@
-//! The messages carried in transport frames: openraft's three RPCs plus the admin request used
-//! for leadership transfer. ADR 0008, ADR 0009.
+//! The messages carried in transport frames: openraft's three RPCs, the admin request used for
+//! leadership transfer, and the pre-vote steward asks before it lets openraft campaign.
+//! ADR 0008, ADR 0009, ADR 0018.
 //!
 //! Enum variants are only appended, never reordered: bincode encodes the variant index.
 
@@ -11,6 +12,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use openraft::LogId;
 use serde::{Deserialize, Serialize};
 
 use crate::raft::{NodeId, TypeConfig};
@@ -29,6 +31,14 @@ pub enum RaftRpc {
         /// The leader asking.
         from: NodeId,
     },
+    /// Pre-vote (ADR 0018): would the receiver vote for this candidate now? Changes nothing on
+    /// the receiver; only a granted pre-vote from a quorum lets the candidate start an election.
+    PreVote {
+        /// The node that would campaign.
+        candidate: NodeId,
+        /// The id of the last entry in the candidate's log.
+        last_log_id: Option<LogId<NodeId>>,
+    },
 }
 
 impl RaftRpc {
@@ -41,6 +51,7 @@ impl RaftRpc {
             RaftRpc::Vote(req) => req.vote.leader_id().voted_for(),
             RaftRpc::InstallSnapshot(req) => req.vote.leader_id().voted_for(),
             RaftRpc::TimeoutNow { from } => Some(*from),
+            RaftRpc::PreVote { candidate, .. } => Some(*candidate),
         }
     }
 }
@@ -60,6 +71,8 @@ pub enum RaftReply {
     TimeoutNow(Result<(), String>),
     /// The request's body could not be decoded; the connection stays open.
     Refused(String),
+    /// Answer to [`RaftRpc::PreVote`]: granted, or why not.
+    PreVote(Result<(), String>),
 }
 
 /// A boxed, sendable future, as returned by [`RpcHandler::handle`].
@@ -136,6 +149,10 @@ mod tests {
             done: true,
         }));
         round_trip(&RaftRpc::TimeoutNow { from: 1 });
+        round_trip(&RaftRpc::PreVote {
+            candidate: 2,
+            last_log_id: Some(log_id(3, 7)),
+        });
     }
 
     #[test]
@@ -150,6 +167,11 @@ mod tests {
         });
         assert_eq!(append.sender(), Some(3));
         assert_eq!(RaftRpc::TimeoutNow { from: 5 }.sender(), Some(5));
+        let pre_vote = RaftRpc::PreVote {
+            candidate: 6,
+            last_log_id: None,
+        };
+        assert_eq!(pre_vote.sender(), Some(6));
     }
 
     #[test]
@@ -170,5 +192,6 @@ mod tests {
         round_trip(&reply);
         round_trip(&RaftReply::Vote(Err(RaftError::Fatal(Fatal::Stopped))));
         round_trip(&RaftReply::TimeoutNow(Err("not caught up".into())));
+        round_trip(&RaftReply::PreVote(Err("within the lease".into())));
     }
 }
