@@ -68,11 +68,11 @@ pub struct NodeConfig {
     /// `election_timeout_min_ms`.
     pub heartbeat_interval_ms: u64,
     /// Lower bound of the randomized election timeout. Default: 300. Minimum: above
-    /// `heartbeat_interval_ms`. Also how long a candidate waits for each vote and pre-vote.
+    /// `heartbeat_interval_ms`. Also how long a candidate waits for each vote.
     ///
     /// A member without a committed vote (a candidate, or just restarted) asks for pre-votes
     /// again after `[min, max)` of silence; a follower of an elected leader asks after
-    /// `[max + heartbeat, 2 × max)`, 600–1000 ms with the defaults (ADR 0018).
+    /// `[max + min, 2 × max)`, 800–1000 ms with the defaults (ADR 0018).
     pub election_timeout_min_ms: u64,
     /// Upper bound of the randomized election timeout, and openraft's leader lease: a voter
     /// refuses every vote and pre-vote until this long after it last heard from its leader.

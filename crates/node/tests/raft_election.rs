@@ -33,8 +33,9 @@ async fn a_cut_off_follower_neither_raises_the_term_nor_unseats_the_leader() {
             .set_partition(BTreeSet::from([follower_id]))
             .unwrap();
     }
-    // Several of the follower's election timeouts (400-800 ms here, 900-1600 ms once it had a
-    // leader): without the pre-vote it would have campaigned at least twice.
+    // Several of the follower's election timeouts (1200-1600 ms with this configuration while
+    // it still follows the leader, 400-800 ms after that): without the pre-vote, openraft would
+    // have campaigned from it at least twice.
     tokio::time::sleep(Duration::from_millis(4_000)).await;
     let cut_off = follower.cluster_status();
     assert_eq!(

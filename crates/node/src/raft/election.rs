@@ -31,12 +31,16 @@ pub(crate) struct ElectionTiming {
     /// The leader lease a voter grants (openraft's `election_timeout_max`).
     pub lease: Duration,
     /// Silence before a follower of an elected leader asks for pre-votes: drawn from
-    /// `[lease + heartbeat, 2 × lease)`, so it never asks while a voter's lease is surely live.
+    /// `[lease + election_timeout_min, 2 × lease)`, as openraft's own timer (ADR 0013). A
+    /// follower whose disk stalls for a few hundred ms under load stops taking appends for as
+    /// long; a shorter silence turned such stalls into elections (ADR 0018).
     pub following: (Duration, Duration),
     /// Silence before a member without a committed vote (a candidate, or a restarted member,
     /// ADR 0014) asks again: drawn from `[election_timeout_min, election_timeout_max)`.
     pub unsettled: (Duration, Duration),
-    /// How long each pre-vote call may take (`election_timeout_min`).
+    /// How long each pre-vote call may take: `2 × lease`. A follower that lags under load
+    /// answers only once its Raft core has worked through what is queued before the question
+    /// (383 ms seen at 64 clients); giving up on it sooner only costs another silence.
     pub call_timeout: Duration,
 }
 
@@ -46,9 +50,9 @@ impl ElectionTiming {
         let lease = ms(config.election_timeout_max_ms);
         ElectionTiming {
             lease,
-            following: (lease + ms(config.heartbeat_interval_ms), lease * 2),
+            following: (lease + ms(config.election_timeout_min_ms), lease * 2),
             unsettled: (ms(config.election_timeout_min_ms), lease),
-            call_timeout: ms(config.election_timeout_min_ms),
+            call_timeout: lease * 2,
         }
     }
 
@@ -395,12 +399,12 @@ mod tests {
     }
 
     #[test]
-    fn following_silence_starts_after_the_lease_and_a_heartbeat() {
+    fn following_silence_is_openrafts_lease_plus_election_timeout() {
         let timing = ElectionTiming::from_config(&NodeConfig::default());
         assert_eq!(timing.lease, Duration::from_millis(500));
         assert_eq!(
             timing.following,
-            (Duration::from_millis(600), Duration::from_millis(1000))
+            (Duration::from_millis(800), Duration::from_millis(1000))
         );
         for _ in 0..100 {
             let drawn = ElectionTiming::draw(timing.following);
