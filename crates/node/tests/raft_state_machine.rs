@@ -200,6 +200,9 @@ async fn snapshot_installs_on_another_node_and_restores_a_lagging_view() {
     assert_eq!(hash(&follower), hash(&leader));
     let current = follower.get_current_snapshot().await.unwrap().unwrap();
     assert_eq!(current.meta.last_log_id, Some(log_id(5)));
+    // The view is rewritten behind the install (ADR 0018); once written it names the snapshot.
+    follower.shared().flush();
+    assert_eq!(follower.shared().view_applied_index().unwrap(), 5);
 
     // The follower's sled view loses everything (as after a crash that sled never flushed):
     // opening again restores from the durable snapshot file.

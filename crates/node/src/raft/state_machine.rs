@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::raft::resume::{self, Folded, WalReplay};
 use crate::raft::snapshot_file::{self, SnapshotDir};
 use crate::raft::view::{RaftMeta, View};
-use crate::raft::view_writer::{self, merge, Unwritten, WriterSignal};
+use crate::raft::view_writer::{self, merge, Pending, Unwritten, WriterSignal};
 use crate::raft::{ApplyResponse, NodeId, PeerNode, TypeConfig};
 
 /// What a snapshot file's body holds (bincode, inside the framed file).
@@ -250,8 +250,17 @@ impl Shared {
         let (batch, touched) = {
             let applied = self.lock_read();
             let unwritten = std::mem::take(&mut *self.lock_unwritten());
-            let Some(touched) = unwritten.into_touched() else {
-                return Ok(());
+            let touched = match unwritten.into_pending() {
+                Pending::Nothing => return Ok(()),
+                Pending::Records(touched) => touched,
+                Pending::Everything => {
+                    // Under the read lock for the whole rewrite: apply waits, reads and the Raft
+                    // core do not (ADR 0018).
+                    return self
+                        .view
+                        .replace_all(&applied.state, &applied.meta)
+                        .inspect_err(|_| *self.lock_unwritten() = Unwritten::everything());
+                }
             };
             match self
                 .view
@@ -339,7 +348,7 @@ impl Shared {
             removed_ids: body.removed_ids,
         };
         // The lock order of `write_unwritten`: no batch encoded from the old state may land
-        // after the view is replaced.
+        // after the state is replaced.
         let _serial = self
             .view_writes
             .lock()
@@ -348,16 +357,18 @@ impl Shared {
             .applied
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.view.replace_all(&state, &raft_meta)?;
-        // Only once the view holds the new state: on a failed replace the old state stays, and
-        // so do its unwritten records.
-        *self.lock_unwritten() = Unwritten::default();
+        // The view is rewritten by the writer thread, not here: openraft answers no vote until
+        // the install returns (ADR 0018). Until the rewrite lands the view names its older
+        // applied id, behind the snapshot file just written, and a restart restores from that
+        // file (ADR 0007); a rewrite cut short leaves no format key and is redone (ADR 0017).
+        *self.lock_unwritten() = Unwritten::everything();
         *applied = Applied {
             state,
             meta: raft_meta,
         };
         drop(applied);
         self.applied_index.send_replace(last_index);
+        self.writer_signal.wake();
         Ok(())
     }
 

@@ -36,18 +36,44 @@ pub struct Unwritten {
     touched: Touched,
     /// Something was applied (even a blank entry moves openraft's applied id).
     dirty: bool,
+    /// The state was replaced (a snapshot was installed): the whole view is rewritten.
+    rewrite: bool,
+}
+
+/// What the next view write must do.
+pub enum Pending {
+    /// Nothing was applied since the last write.
+    Nothing,
+    /// Write these records.
+    Records(Touched),
+    /// Rewrite the whole view from the state.
+    Everything,
 }
 
 impl Unwritten {
+    /// Everything, after the state was replaced by an installed snapshot.
+    pub fn everything() -> Self {
+        Unwritten {
+            rewrite: true,
+            ..Unwritten::default()
+        }
+    }
+
     /// Records one applied batch's changes.
     pub fn add(&mut self, touched: Touched) {
         merge(&mut self.touched, touched);
         self.dirty = true;
     }
 
-    /// The changed records, or `None` when nothing was applied.
-    pub fn into_touched(self) -> Option<Touched> {
-        self.dirty.then_some(self.touched)
+    /// What is left to write.
+    pub fn into_pending(self) -> Pending {
+        if self.rewrite {
+            Pending::Everything
+        } else if self.dirty {
+            Pending::Records(self.touched)
+        } else {
+            Pending::Nothing
+        }
     }
 }
 
