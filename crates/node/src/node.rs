@@ -260,8 +260,9 @@ impl Node {
         }
     }
 
-    /// Leader only: stamps `now` (monotonic), runs `decide`, proposes, waits for commit and
-    /// apply, and returns the command's outcome. A follower answers `NotLeader`; a command
+    /// Leader only: waits until the state has applied the term's read floor, stamps `now`
+    /// (monotonic), runs `decide`, proposes, waits for commit and apply, and returns the
+    /// command's outcome. A follower answers `NotLeader`; a command
     /// `decide` refuses is `Rejected` and nothing is proposed.
     pub async fn execute(&self, command: Command) -> Result<Outcome> {
         self.check_open()?;
@@ -276,6 +277,11 @@ impl Node {
         if state != ServerState::Leader || leader != Some(self.id()) {
             return Err(self.not_leader(leader));
         }
+        // `decide` must see every entry committed before this term: a leader just elected (or
+        // restarted) may not have applied them yet, and would refuse a cancel of a job it has
+        // not applied with a false "not found" (found by the harness, seed 23 of the soak at
+        // 30ef856). `apply` re-checks what it folds, but a refusal is never proposed.
+        self.reach_read_floor().await?;
         let clock = &self.inner.clock;
         let decided = self.inner.sm.read(|state| {
             let stamp_ms = clock.stamp(state.globals().last_stamp_ms);

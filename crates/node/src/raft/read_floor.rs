@@ -1,4 +1,5 @@
-//! The index a leader's state must have applied before it answers a linearizable read.
+//! The index a leader's state must have applied before it answers a linearizable read or
+//! decides a write (`Node::execute`).
 //!
 //! openraft's read index is the larger of the leader's commit index and the first entry of its
 //! term. That is enough for a leader that won an election (its first entry of the term follows
