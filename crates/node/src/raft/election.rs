@@ -38,6 +38,12 @@ pub(crate) struct ElectionTiming {
     /// Silence before a member without a committed vote (a candidate, or a restarted member,
     /// ADR 0014) asks again: drawn from `[election_timeout_min, election_timeout_max)`.
     pub unsettled: (Duration, Duration),
+    /// How long a follower whose leader's process is still there waits before it asks: `4 ×
+    /// lease`. A leader that is alive but slow (all members building a snapshot at once) sent
+    /// nothing for about a second on a loaded 2-core machine; a dead one refuses connections.
+    pub patience: Duration,
+    /// How long the probe of the leader's Raft port may take (`heartbeat_interval`).
+    pub probe_timeout: Duration,
     /// How long each pre-vote call may take: `2 × lease`. A follower that lags under load
     /// answers only once its Raft core has worked through what is queued before the question
     /// (383 ms seen at 64 clients); giving up on it sooner only costs another silence.
@@ -53,6 +59,8 @@ impl ElectionTiming {
             following: (lease + ms(config.election_timeout_min_ms), lease * 2),
             unsettled: (ms(config.election_timeout_min_ms), lease),
             call_timeout: lease * 2,
+            patience: lease * 4,
+            probe_timeout: ms(config.heartbeat_interval_ms),
         }
     }
 
@@ -228,6 +236,12 @@ impl Campaigner {
                 };
                 quiet_since + silence
             };
+            let due = match (view.vote_committed, view.vote_touched) {
+                (true, Some(touched)) if due <= Instant::now() && self.leader_alive().await => {
+                    due.max(touched + self.timing.patience)
+                }
+                _ => due,
+            };
             if due > Instant::now() {
                 tokio::select! {
                     () = tokio::time::sleep_until(due) => {}
@@ -245,6 +259,28 @@ impl Campaigner {
                 }
             }
         }
+    }
+
+    /// True when the leader this node follows still accepts a TCP connection on its Raft port
+    /// within the probe timeout: its process is there, only slow. A killed process's port
+    /// refuses at once; a lost host or a cut network times out.
+    async fn leader_alive(&self) -> bool {
+        let (leader, membership) = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            (m.current_leader, m.membership_config.membership().clone())
+        };
+        let Some(addr) = leader
+            .filter(|id| *id != self.me)
+            .and_then(|id| membership.get_node(&id).map(|node| node.raft_addr))
+        else {
+            return false;
+        };
+        let probe = tokio::net::TcpStream::connect(addr);
+        matches!(
+            tokio::time::timeout(self.timing.probe_timeout, probe).await,
+            Ok(Ok(_))
+        )
     }
 
     fn membership(&self) -> Membership<NodeId, PeerNode> {
