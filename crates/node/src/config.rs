@@ -72,7 +72,8 @@ pub struct NodeConfig {
     ///
     /// A member without a committed vote (a candidate, or just restarted) asks for pre-votes
     /// again after `[min, max)` of silence; a follower of an elected leader asks after
-    /// `[max + min, 2 × max)`, 800–1000 ms with the defaults (ADR 0018).
+    /// `[max + min, 2 × max)`, 800–1000 ms with the defaults, or after `4 × max` while the
+    /// leader's Raft port still accepts connections (a slow leader, not a dead one; ADR 0018).
     pub election_timeout_min_ms: u64,
     /// Upper bound of the randomized election timeout, and openraft's leader lease: a voter
     /// refuses every vote and pre-vote until this long after it last heard from its leader.
