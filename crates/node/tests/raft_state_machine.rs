@@ -235,3 +235,67 @@ async fn an_undecodable_proposal_is_skipped_not_a_panic() {
     assert!(responses[0].outcomes.is_empty());
     assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1)));
 }
+
+/// A reader on the async runtime never parks its worker thread behind a waiting `apply`
+/// (ADR 0019): while a long reader (as a snapshot build is) holds the state and `apply` waits
+/// for it, a runtime with one worker still runs the task that lets the long reader go.
+#[test]
+fn async_reads_leave_the_runtime_free_while_apply_waits() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let sm = open(dir.path());
+    let shared = sm.shared();
+    let (held_tx, held) = mpsc::channel::<()>();
+    let (release, release_rx) = mpsc::channel::<()>();
+    let long_reader = {
+        let shared = shared.clone();
+        std::thread::spawn(move || {
+            shared.read(|_| {
+                held_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+            })
+        })
+    };
+    held.recv().unwrap();
+    let applier = {
+        let mut sm = sm.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime.block_on(apply_jobs(&mut sm, 1, 1))
+        })
+    };
+    // Lets the applier reach the lock. Should it not have yet, the read below does not wait and
+    // the test shows nothing, but it cannot fail for that reason.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!applier.is_finished(), "apply ran under a held read lock");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (done_tx, done) = mpsc::channel();
+    runtime.spawn(async move {
+        let jobs = shared.read_async(|state| state.parts().jobs().len()).await;
+        done_tx.send(jobs).unwrap();
+    });
+    let releaser = release.clone();
+    runtime.spawn(async move { releaser.send(()).unwrap() });
+    let outcome = done.recv_timeout(Duration::from_secs(30));
+    if outcome.is_err() {
+        // Unblocks the parked worker so that the failure below is reported, not a hang.
+        release.send(()).unwrap();
+    }
+    let jobs = outcome.expect("the runtime's only worker was parked on the state lock");
+    jobs.unwrap();
+    long_reader.join().unwrap();
+    let outcomes = applier.join().unwrap();
+    assert!(
+        matches!(outcomes[0], Outcome::JobAccepted { .. }),
+        "{outcomes:?}"
+    );
+}

@@ -37,7 +37,13 @@ pub async fn status<B: Backend>(
     };
     let mut view = state.backend.cluster_status();
     if with_hash {
-        view.state_hash = state.backend.state_hash();
+        // One pass over the whole state under its read lock: on a blocking thread, never on a
+        // runtime worker (ADR 0019). A failed task leaves the hash out.
+        let backend = state.backend.clone();
+        view.state_hash = tokio::task::spawn_blocking(move || backend.state_hash())
+            .await
+            .ok()
+            .flatten();
     }
     Json(view).into_response()
 }

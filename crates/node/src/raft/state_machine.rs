@@ -7,11 +7,11 @@
 //! durable before openraft may purge the WAL up to it. This module does not decide commands or
 //! stamp time (the node does).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, TryLockError};
 use std::time::Instant;
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
@@ -20,7 +20,7 @@ use openraft::{
     StorageIOError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
-use steward_statemachine::{State, Touched};
+use steward_statemachine::{JobStatus, State, Touched};
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
@@ -46,9 +46,33 @@ struct Applied {
     meta: RaftMeta,
 }
 
+/// What the node's status, readiness and metrics routes read, copied out of the applied state
+/// after every applied batch so that they never wait on its lock (ADR 0019).
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    /// openraft's applied id, membership and removed ids.
+    pub meta: RaftMeta,
+    /// Jobs per status (statuses with no job are absent).
+    pub jobs_by_status: BTreeMap<JobStatus, u64>,
+    /// Live idempotency keys.
+    pub idempotency_keys: u64,
+}
+
+impl Published {
+    fn of(applied: &Applied) -> Published {
+        Published {
+            meta: applied.meta.clone(),
+            jobs_by_status: applied.state.counts_by_status(),
+            idempotency_keys: applied.state.live_idempotency_keys(),
+        }
+    }
+}
+
 /// State shared by the adapter, its snapshot builder and the node's readers.
 pub struct Shared {
     applied: RwLock<Applied>,
+    /// Replaced while `applied` is still write-locked, so it never runs ahead of the state.
+    published: Mutex<Published>,
     view: View,
     snapshots: SnapshotDir,
     /// Records changed by applied batches and not yet in the view (ADR 0016).
@@ -132,9 +156,31 @@ fn decode_body<'a>(image: &'a [u8], origin: &str) -> Result<SnapshotBody<'a>> {
 }
 
 impl Shared {
-    /// Runs `f` on the applied state under the read lock.
+    /// Runs `f` on the applied state under the read lock, on the calling thread: for blocking
+    /// threads. Async code calls [`Shared::read_async`].
     pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
         f(&self.lock_read().state)
+    }
+
+    /// Runs `f` on the applied state without parking a runtime worker on the lock (ADR 0019).
+    ///
+    /// The lock is free nearly always, and `f` then runs here. It is not when `apply` holds it
+    /// or waits for it, which it does for as long as a snapshot build encodes the state; a
+    /// worker thread parked there stops every task it runs, the Raft core's heartbeats
+    /// included, so `f` then waits on a blocking thread instead.
+    pub async fn read_async<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&State) -> R + Send + 'static,
+    ) -> Result<R> {
+        match self.applied.try_read() {
+            Ok(applied) => return Ok(f(&applied.state)),
+            Err(TryLockError::Poisoned(poisoned)) => return Ok(f(&poisoned.into_inner().state)),
+            Err(TryLockError::WouldBlock) => {}
+        }
+        let shared = Arc::clone(self);
+        tokio::task::spawn_blocking(move || shared.read(f))
+            .await
+            .map_err(|e| Error::storage("read the applied state on a blocking thread", e))
     }
 
     fn lock_read(&self) -> RwLockReadGuard<'_, Applied> {
@@ -168,7 +214,23 @@ impl Shared {
 
     /// openraft's applied id, membership and removed ids.
     pub fn raft_meta(&self) -> RaftMeta {
-        self.lock_read().meta.clone()
+        self.published().meta
+    }
+
+    /// The copy of the applied state's meta and counts made after the last applied batch;
+    /// never waits for a snapshot build or an apply.
+    pub fn published(&self) -> Published {
+        self.published
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn publish(&self, applied: &Applied) {
+        *self
+            .published
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Published::of(applied);
     }
 
     /// Notified with the last applied index after every applied batch.
@@ -227,6 +289,7 @@ impl Shared {
         // still locked, so a writer that sees this state also sees these records.
         self.lock_unwritten().add(touched);
         let last = applied.meta.last_applied.map_or(0, |id| id.index);
+        self.publish(applied);
         drop(guard);
         self.writer_signal.wake();
         self.applied_index.send_replace(last);
@@ -282,12 +345,17 @@ impl Shared {
     }
 
     fn build_snapshot_blocking(&self) -> Result<Snapshot<TypeConfig>> {
+        let started = Instant::now();
         // A view at or past the snapshot is what the restart path reads fastest (ADR 0015).
         if let Err(e) = self.write_unwritten() {
             tracing::warn!(error = %e, "writing the sled view before a snapshot failed");
         }
-        let (meta, image) = {
+        // The read lock is held only to encode the state: `apply` waits for it meanwhile, and
+        // every write's answer waits for `apply` (ADR 0019). The body and the file image are
+        // made from the encoded bytes after it is released.
+        let (meta, removed_ids, state, locked_ms) = {
             let applied = self.lock_read();
+            let locked = Instant::now();
             let last = applied.meta.last_applied;
             let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
             let snapshot_id = match last {
@@ -301,18 +369,29 @@ impl Shared {
             };
             let state = steward_statemachine::snapshot(&applied.state)
                 .map_err(|e| Error::storage("encode the state for a snapshot", e))?;
-            let body = SnapshotBody {
-                meta: meta.clone(),
-                removed_ids: applied.meta.removed_ids.clone(),
-                state: &state,
-            };
-            let body = bincode::serde::encode_to_vec(&body, bincode::config::standard())
-                .map_err(|e| Error::storage("encode snapshot body", e))?;
-            (meta, snapshot_file::encode(&body))
+            let locked_ms = locked.elapsed().as_millis() as u64;
+            (meta, applied.meta.removed_ids.clone(), state, locked_ms)
         };
+        let body = SnapshotBody {
+            meta: meta.clone(),
+            removed_ids,
+            state: &state,
+        };
+        let body = bincode::serde::encode_to_vec(&body, bincode::config::standard())
+            .map_err(|e| Error::storage("encode snapshot body", e))?;
+        drop(state);
+        let image = snapshot_file::encode(&body);
+        drop(body);
         let last_index = meta.last_log_id.map_or(0, |id| id.index);
         self.snapshots
             .write(last_index, &meta.snapshot_id, &image)?;
+        tracing::info!(
+            snapshot = %meta.snapshot_id,
+            bytes = image.len(),
+            locked_ms,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot built"
+        );
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(image)),
@@ -366,6 +445,7 @@ impl Shared {
             state,
             meta: raft_meta,
         };
+        self.publish(&applied);
         drop(applied);
         self.applied_index.send_replace(last_index);
         self.writer_signal.wake();
@@ -494,8 +574,10 @@ impl StateMachineStore {
         let last = meta.last_applied.map_or(0, |id| id.index);
         let (applied_index, _) = watch::channel(last);
         let writer_signal = Arc::new(WriterSignal::default());
+        let applied = Applied { state, meta };
         let shared = Arc::new(Shared {
-            applied: RwLock::new(Applied { state, meta }),
+            published: Mutex::new(Published::of(&applied)),
+            applied: RwLock::new(applied),
             view,
             snapshots,
             unwritten: Mutex::new(Unwritten::default()),
