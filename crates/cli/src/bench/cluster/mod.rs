@@ -133,6 +133,11 @@ pub struct ClusterArgs {
     /// Also write the Markdown report (what is printed) to FILE.
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+    /// Log filter of the steward members, e.g. `info` to see every `snapshot built` line. Each
+    /// member logs to `output.log` in its directory; with this option the run directory is
+    /// kept (its path is printed on stderr). Default: `warn`, and the run directory removed.
+    #[arg(long, value_name = "FILTER")]
+    pub node_log: Option<String>,
 }
 
 /// Runs `steward bench cluster` and prints its report on stdout.
@@ -165,6 +170,7 @@ async fn run_async(args: &ClusterArgs) -> anyhow::Result<()> {
         } else {
             args.etcd.clone()
         },
+        steward_log_level: args.node_log.clone(),
     };
     let etcd_version = if with_etcd {
         version_of(&programs.etcd)?
@@ -297,6 +303,11 @@ async fn run_async(args: &ClusterArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.json {
         report::write_json(&report, path)?;
+    }
+    if args.node_log.is_some() {
+        let kept = run_dir.keep();
+        eprintln!("member logs kept under {}", kept.display());
+        return Ok(());
     }
     run_dir
         .close()

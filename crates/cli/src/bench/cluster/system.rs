@@ -5,6 +5,7 @@
 //! Both systems are driven through the same HTTP client with the same timeouts, so the only
 //! differences are the servers. It deliberately measures nothing itself.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -68,6 +69,8 @@ pub struct Programs {
     pub steward: PathBuf,
     /// The `etcd` binary.
     pub etcd: PathBuf,
+    /// steward members' log filter, overriding the `warn` their configs name (`--node-log`).
+    pub steward_log_level: Option<String>,
 }
 
 /// Per-system addresses, fixed for the cluster's life.
@@ -125,13 +128,18 @@ impl Cluster {
                     })
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 let mut members = Vec::with_capacity(MEMBERS);
+                let mut args: Vec<OsString> =
+                    vec!["server".into(), "--config".into(), "config.toml".into()];
+                if let Some(level) = &programs.steward_log_level {
+                    args.extend(["--log-level".into(), level.into()]);
+                }
                 for (slot, dir) in dirs.iter().enumerate() {
                     steward::write_config(dir, &all[slot], &all, snapshot_after_entries)?;
                     members.push(Member::new(
                         format!("steward-{}", slot + 1),
                         dir.clone(),
                         programs.steward.clone(),
-                        vec!["server".into(), "--config".into(), "config.toml".into()],
+                        args.clone(),
                     ));
                 }
                 (Addrs::Steward(all), members)
