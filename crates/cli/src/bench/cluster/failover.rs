@@ -109,7 +109,7 @@ pub async fn measure(
         trials.push(trial);
     }
     drop(cluster);
-    std::fs::remove_dir_all(root).with_context(|| format!("remove {}", root.display()))?;
+    programs.discard(root)?;
     Ok(summarize(kind, plan, trials))
 }
 

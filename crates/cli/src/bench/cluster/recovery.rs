@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use serde::Serialize;
 
 use super::failover::median;
@@ -103,7 +103,7 @@ pub async fn measure(
         results.push(restarts(&mut cluster, case, total, tail_rate, plan).await?);
     }
     drop(cluster);
-    std::fs::remove_dir_all(root).with_context(|| format!("remove {}", root.display()))?;
+    programs.discard(root)?;
     Ok(results)
 }
 

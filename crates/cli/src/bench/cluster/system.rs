@@ -73,6 +73,28 @@ pub struct Programs {
     pub steward_log_level: Option<String>,
 }
 
+impl Programs {
+    /// Removes a finished part's directory `root`. With `--node-log` only the members' data
+    /// directories go: their logs are what the option asked for, the data would fill the disk.
+    pub fn discard(&self, root: &Path) -> anyhow::Result<()> {
+        if self.steward_log_level.is_none() {
+            return std::fs::remove_dir_all(root)
+                .with_context(|| format!("remove {}", root.display()));
+        }
+        for member in std::fs::read_dir(root).with_context(|| format!("list {}", root.display()))? {
+            let data = member
+                .with_context(|| format!("list {}", root.display()))?
+                .path()
+                .join("data");
+            if data.is_dir() {
+                std::fs::remove_dir_all(&data)
+                    .with_context(|| format!("remove {}", data.display()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Per-system addresses, fixed for the cluster's life.
 #[derive(Debug)]
 enum Addrs {

@@ -103,7 +103,7 @@ pub async fn measure(
     let outcome = running.await.context("the load task failed")??;
     let after = (cluster.cpu_time(), own_cpu_time());
     drop(cluster);
-    std::fs::remove_dir_all(root).with_context(|| format!("remove {}", root.display()))?;
+    programs.discard(root)?;
     let per_1000 = |before: Option<Duration>, after: Option<Duration>| {
         let used = after?.checked_sub(before?)?;
         (outcome.measured > 0).then(|| used.as_secs_f64() * 1000.0 / outcome.measured as f64)
