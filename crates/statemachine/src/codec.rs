@@ -18,13 +18,14 @@
 //! does no I/O: the caller frames, checksums and stores the bytes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::state::KeyMap;
 use crate::{
-    BodyHash, Error, Globals, IdempotencyEntry, Job, JobId, JobSpec, Proposal, Result, State,
-    Worker, WorkerId, WorkflowId, WorkflowOutput,
+    BodyHash, Error, Frozen, Globals, IdempotencyEntry, Job, JobId, JobSpec, Proposal, Result,
+    State, Worker, WorkerId, WorkflowId, WorkflowOutput,
 };
 
 /// Magic at the start of every encoded proposal.
@@ -84,8 +85,24 @@ pub fn decode_proposal(bytes: &[u8]) -> Result<Proposal> {
 
 /// Encodes the state's records as a snapshot.
 pub fn snapshot(state: &State) -> Result<Vec<u8>> {
+    encode_snapshot(records_of(state))
+}
+
+/// Encodes frozen records as a snapshot: the same bytes [`snapshot`] gives for the state they
+/// were frozen from.
+pub fn snapshot_frozen(frozen: &Frozen) -> Result<Vec<u8>> {
+    encode_snapshot(RecordsRef {
+        globals: &frozen.globals,
+        jobs: Values(&frozen.jobs),
+        idempotency: KeyValues(&frozen.keys),
+        workers: Values(&frozen.workers),
+        outputs: Values(&frozen.outputs),
+    })
+}
+
+fn encode_snapshot(records: RecordsRef<'_>) -> Result<Vec<u8>> {
     let mut bytes = header(SNAPSHOT_MAGIC, SNAPSHOT_FORMAT_VERSION);
-    bincode::encode_into_std_write(records_of(state), &mut bytes, config()).map_err(|source| {
+    bincode::encode_into_std_write(records, &mut bytes, config()).map_err(|source| {
         Error::Encode {
             what: "snapshot",
             source,
@@ -98,8 +115,8 @@ pub fn snapshot(state: &State) -> Result<Vec<u8>> {
 pub fn restore(bytes: &[u8]) -> Result<State> {
     let versions = SNAPSHOT_FORMAT_VERSION_OLDEST..=SNAPSHOT_FORMAT_VERSION;
     let (_, body) = check_header(bytes, "snapshot", SNAPSHOT_MAGIC, versions)?;
-    let records: BoxedRecords = decode_exact_borrowed(body, "snapshot")?;
-    State::from_boxed(
+    let records: SharedRecords = decode_exact_borrowed(body, "snapshot")?;
+    State::from_shared(
         records.globals,
         records.jobs,
         records.idempotency,
@@ -266,14 +283,12 @@ impl bincode::Encode for KeyValues<'_> {
     }
 }
 
-/// Twin of [`crate::Records`] that decodes each job straight into its box (same bytes).
+/// Twin of [`crate::Records`] that decodes each job straight into its shared allocation
+/// (same bytes).
 #[derive(bincode::BorrowDecode)]
-struct BoxedRecords {
+struct SharedRecords {
     globals: Globals,
-    // Boxed on purpose: the job map holds `Box<Job>`, so decoding straight into boxes
-    // saves a copy of every job.
-    #[allow(clippy::vec_box)]
-    jobs: Vec<Box<Job>>,
+    jobs: Vec<Arc<Job>>,
     idempotency: Vec<IdempotencyEntry>,
     workers: Vec<Worker>,
     outputs: Vec<WorkflowOutput>,
@@ -283,7 +298,7 @@ struct BoxedRecords {
 #[derive(bincode::Encode)]
 struct RecordsRef<'a> {
     globals: &'a Globals,
-    jobs: Values<'a, JobId, Box<Job>>,
+    jobs: Values<'a, JobId, Arc<Job>>,
     idempotency: KeyValues<'a>,
     workers: Values<'a, WorkerId, Worker>,
     outputs: Values<'a, (JobId, WorkflowId), WorkflowOutput>,

@@ -40,7 +40,7 @@ mod tests;
 
 pub use crate::apply::apply;
 pub use crate::codec::{
-    body_hash, decode_proposal, encode_proposal, restore, snapshot, state_hash,
+    body_hash, decode_proposal, encode_proposal, restore, snapshot, snapshot_frozen, state_hash,
     EVENT_SCHEMA_VERSION, EVENT_SCHEMA_VERSION_OLDEST, PROPOSAL_BYTES_MAX, PROPOSAL_MAGIC,
     SNAPSHOT_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION_OLDEST, SNAPSHOT_MAGIC,
 };
@@ -62,7 +62,7 @@ pub use crate::rejection::Rejection;
 pub use crate::replay::{fold, Replayer, StopAt};
 pub use crate::spec::{validate_key, JobSpec, WorkflowSpec};
 pub use crate::state::{
-    ExtensionTracker, Failure, FailureCause, Globals, Happening, IdempotencyEntry, Job,
+    ExtensionTracker, Failure, FailureCause, Frozen, Globals, Happening, IdempotencyEntry, Job,
     JobExtensions, Parts, Records, State, StoredSpec, TimelineEntry, TimeoutRecord, Worker,
     WorkflowLimits, WorkflowState,
 };

@@ -3,6 +3,7 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::apply::{Applied, Context};
 use crate::codec::body_hash;
@@ -44,7 +45,7 @@ pub(super) fn reserve_key(
         expires_at_ms: context.now_ms.saturating_add(ttl_ms),
     };
     state.index.add_key(&entry);
-    slot.insert(entry);
+    slot.insert(Arc::new(entry));
     context.report.touched.idempotency_keys.insert(key.clone());
     Ok(Outcome::Applied)
 }
@@ -52,7 +53,7 @@ pub(super) fn reserve_key(
 /// For a live key: a conflict if the body differs, the original job if bound, `None` if the
 /// reservation is not bound yet.
 fn existing_key_outcome(
-    jobs: &BTreeMap<JobId, Box<Job>>,
+    jobs: &BTreeMap<JobId, Arc<Job>>,
     entry: &IdempotencyEntry,
     hash: BodyHash,
 ) -> Result<Option<Outcome>, Rejection> {
@@ -105,7 +106,7 @@ pub(super) fn submit(
         entries_max,
     );
     state.index.add_job(&job);
-    slot.insert(Box::new(job));
+    slot.insert(Arc::new(job));
     context.report.touched.jobs.insert(id);
     if let Some((key, entry)) = key_entry {
         state.index.remove_key(entry);
@@ -174,7 +175,7 @@ pub(super) fn request_cancel(
         };
         stopping.push((workflow, next));
     }
-    if let Some(job) = state.jobs.get_mut(&job_id) {
+    if let Some(job) = state.jobs.get_mut(&job_id).map(Arc::make_mut) {
         job.cancel_requested_at_ms = Some(context.now_ms);
     }
     state.index.cancelling.insert(job_id);
@@ -251,7 +252,7 @@ pub(super) fn time_out(
         at_ms: context.now_ms,
         fence_token,
     };
-    if let Some(job) = state.jobs.get_mut(&job_id) {
+    if let Some(job) = state.jobs.get_mut(&job_id).map(Arc::make_mut) {
         job.timed_out = Some(record);
     }
     state.record(

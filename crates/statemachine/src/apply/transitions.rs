@@ -3,6 +3,8 @@
 //!
 //! Callers validate first; these helpers only mutate (they never refuse).
 
+use std::sync::Arc;
+
 use crate::apply::Context;
 use crate::state::{Indexes, KeyMap};
 use crate::{
@@ -73,7 +75,7 @@ impl State {
         workflow: WorkflowId,
         change: impl FnOnce(&mut WorkflowState),
     ) {
-        if let Some(job) = self.jobs.get_mut(&job_id) {
+        if let Some(job) = self.jobs.get_mut(&job_id).map(Arc::make_mut) {
             change_workflow(job, &mut self.index, context, workflow, change, None);
         }
     }
@@ -81,7 +83,7 @@ impl State {
     /// Appends to a job's timeline.
     pub(crate) fn record(&mut self, context: &mut Context<'_>, job_id: JobId, what: Happening) {
         let entries_max = self.globals.config.timeline_entries_max;
-        if let Some(job) = self.jobs.get_mut(&job_id) {
+        if let Some(job) = self.jobs.get_mut(&job_id).map(Arc::make_mut) {
             job.record(context.index, context.now_ms, what, entries_max);
             context.report.touched.jobs.insert(job_id);
         }
@@ -104,7 +106,7 @@ impl State {
             index,
             ..
         } = self;
-        let Some(job) = jobs.get_mut(&job_id) else {
+        let Some(job) = jobs.get_mut(&job_id).map(Arc::make_mut) else {
             return;
         };
         let fence_token = globals.fence_token;
@@ -195,7 +197,7 @@ impl State {
             }
         });
         if retry {
-            if let Some(job) = self.jobs.get_mut(&job_id) {
+            if let Some(job) = self.jobs.get_mut(&job_id).map(Arc::make_mut) {
                 job.retries_used += 1;
             }
         }
@@ -216,7 +218,7 @@ impl State {
             let Some((_, job_id)) = self.index.retained_finished.pop_first() else {
                 break;
             };
-            if let Some(job) = self.jobs.get_mut(&job_id) {
+            if let Some(job) = self.jobs.get_mut(&job_id).map(Arc::make_mut) {
                 job.compact();
                 report.touched.jobs.insert(job_id);
             }

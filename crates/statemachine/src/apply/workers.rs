@@ -1,6 +1,8 @@
 //! Worker events: registration, loss, draining, and the extension grants and denials they ask
 //! for.
 
+use std::sync::Arc;
+
 use crate::apply::jobs::live_job;
 use crate::apply::{Applied, Context};
 use crate::limits::EXTENSION_DENIALS_FOR_EVICTION;
@@ -113,7 +115,7 @@ pub(super) fn lose(state: &mut State, context: &mut Context<'_>, worker_id: Work
         .copied()
         .collect();
     for job_id in active {
-        if let Some(job) = state.jobs.get_mut(&job_id) {
+        if let Some(job) = state.jobs.get_mut(&job_id).map(Arc::make_mut) {
             let removed = job
                 .extensions
                 .as_mut()
@@ -152,7 +154,7 @@ pub(super) fn grant_extension(
         });
     }
     let now_ms = context.now_ms;
-    if let Some(job) = state.jobs.get_mut(&job_id) {
+    if let Some(job) = state.jobs.get_mut(&job_id).map(Arc::make_mut) {
         let extensions = job.extensions_mut();
         let tracker = extensions.trackers.entry(worker_id).or_default();
         tracker.grants = expected;
@@ -197,7 +199,7 @@ pub(super) fn deny_extension(
         });
     }
     let mut denials = 0;
-    if let Some(job) = state.jobs.get_mut(&job_id) {
+    if let Some(job) = state.jobs.get_mut(&job_id).map(Arc::make_mut) {
         let tracker = job.extensions_mut().trackers.entry(worker_id).or_default();
         tracker.consecutive_denials = tracker.consecutive_denials.saturating_add(1);
         denials = tracker.consecutive_denials;

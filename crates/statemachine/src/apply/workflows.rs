@@ -1,5 +1,7 @@
 //! Workflow-level events: dispatch, the worker's reports, and per-attempt timeouts.
 
+use std::sync::Arc;
+
 use crate::apply::jobs::{check_fence, check_live, live_job};
 use crate::apply::transitions::{change_workflow, settled_status};
 use crate::apply::{Applied, Context};
@@ -47,7 +49,7 @@ pub(super) fn dispatch(
         runtime.progress = 0;
     };
     let entries_max = state.globals.config.timeline_entries_max;
-    if let Some(job) = state.jobs.get_mut(&target.job) {
+    if let Some(job) = state.jobs.get_mut(&target.job).map(Arc::make_mut) {
         let what = Some((what, entries_max));
         change_workflow(
             job,
@@ -224,6 +226,7 @@ pub(super) fn report(state: &mut State, context: &mut Context<'_>, event: &Event
     let job = state
         .jobs
         .get_mut(&job_id)
+        .map(Arc::make_mut)
         .ok_or(Rejection::JobNotFound { job: job_id })?;
     check_live(job)?;
     check_report_on(job, event)?;

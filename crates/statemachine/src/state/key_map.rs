@@ -10,22 +10,24 @@
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::btree_map::{self, BTreeMap};
+use std::sync::Arc;
 
 use crate::codec::fnv_of;
 use crate::{IdempotencyEntry, IdempotencyKey};
 
-/// A key with its hash, in map order (hash, then key).
+/// A key with its hash, in map order (hash, then key). The key is shared so that cloning the
+/// map (a snapshot's freeze, ADR 0020) copies no string.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Slot {
     hash: u64,
-    key: IdempotencyKey,
+    key: Arc<IdempotencyKey>,
 }
 
 impl Slot {
     pub fn new(key: IdempotencyKey) -> Slot {
         Slot {
             hash: fnv_of(&key),
-            key,
+            key: Arc::new(key),
         }
     }
 }
@@ -38,7 +40,7 @@ trait Ranked {
 
 impl Ranked for Slot {
     fn rank(&self) -> (u64, &IdempotencyKey) {
-        (self.hash, &self.key)
+        (self.hash, &*self.key)
     }
 }
 
@@ -89,22 +91,23 @@ impl Ord for dyn Ranked + '_ {
     }
 }
 
-/// The map itself; see the module docs for its order.
+/// The map itself; see the module docs for its order. Entries are shared like the jobs of the
+/// state: a clone shares them, and `get_mut` copies an entry on its first change after one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct KeyMap(BTreeMap<Slot, IdempotencyEntry>);
+pub(crate) struct KeyMap(BTreeMap<Slot, Arc<IdempotencyEntry>>);
 
 impl KeyMap {
     /// Builds the map from entries in any order; on a duplicate key, returns that key.
     pub fn from_entries(entries: Vec<IdempotencyEntry>) -> Result<KeyMap, IdempotencyKey> {
-        let mut slots: Vec<(Slot, IdempotencyEntry)> = entries
+        let mut slots: Vec<(Slot, Arc<IdempotencyEntry>)> = entries
             .into_iter()
-            .map(|entry| (Slot::new(entry.key.clone()), entry))
+            .map(|entry| (Slot::new(entry.key.clone()), Arc::new(entry)))
             .collect();
         // Snapshots list entries in map order already; checking costs less than sorting.
         if !slots.windows(2).all(|pair| pair[0].0 < pair[1].0) {
             slots.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             if let Some(pair) = slots.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-                return Err(pair[0].0.key.clone());
+                return Err(IdempotencyKey::clone(&pair[0].0.key));
             }
         }
         Ok(KeyMap(slots.into_iter().collect()))
@@ -115,25 +118,36 @@ impl KeyMap {
     }
 
     pub fn get(&self, key: &IdempotencyKey) -> Option<&IdempotencyEntry> {
-        self.0.get(&Probe::new(key) as &dyn Ranked)
+        self.0
+            .get(&Probe::new(key) as &dyn Ranked)
+            .map(|entry| &**entry)
     }
 
     pub fn get_mut(&mut self, key: &IdempotencyKey) -> Option<&mut IdempotencyEntry> {
-        self.0.get_mut(&Probe::new(key) as &dyn Ranked)
+        self.0
+            .get_mut(&Probe::new(key) as &dyn Ranked)
+            .map(Arc::make_mut)
     }
 
     pub fn remove(&mut self, key: &IdempotencyKey) -> Option<IdempotencyEntry> {
-        self.0.remove(&Probe::new(key) as &dyn Ranked)
+        self.0
+            .remove(&Probe::new(key) as &dyn Ranked)
+            .map(Arc::unwrap_or_clone)
     }
 
     /// One search for a lookup-or-insert (the key is cloned once, for the slot).
-    pub fn entry(&mut self, key: &IdempotencyKey) -> btree_map::Entry<'_, Slot, IdempotencyEntry> {
+    pub fn entry(
+        &mut self,
+        key: &IdempotencyKey,
+    ) -> btree_map::Entry<'_, Slot, Arc<IdempotencyEntry>> {
         self.0.entry(Slot::new(key.clone()))
     }
 
     /// Every entry, in map order.
-    pub fn values(&self) -> btree_map::Values<'_, Slot, IdempotencyEntry> {
-        self.0.values()
+    pub fn values(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = &IdempotencyEntry> + ExactSizeIterator + Clone {
+        self.0.values().map(|entry| &**entry)
     }
 }
 
@@ -182,7 +196,7 @@ mod tests {
                 match op {
                     Op::Insert(key) => {
                         if let btree_map::Entry::Vacant(slot) = map.entry(&key) {
-                            slot.insert(entry(&key));
+                            slot.insert(Arc::new(entry(&key)));
                         }
                         model.entry(key.clone()).or_insert_with(|| entry(&key));
                     }

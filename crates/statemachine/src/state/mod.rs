@@ -15,6 +15,7 @@ mod stored_spec;
 mod timeline;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -35,9 +36,11 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct State {
     pub(crate) globals: Globals,
-    /// Boxed: B-tree nodes filled in id order stay about half full, so inline jobs would
-    /// waste half a node slot each (measured by the benchmark).
-    pub(crate) jobs: BTreeMap<JobId, Box<Job>>,
+    /// Shared, not inline: B-tree nodes filled in id order stay about half full, so inline
+    /// jobs would waste half a node slot each (measured by the benchmark), and a snapshot
+    /// build takes a frozen copy of the map without copying a job (`apply` copies a job
+    /// on its first change after that, `Arc::make_mut`; ADR 0020).
+    pub(crate) jobs: BTreeMap<JobId, Arc<Job>>,
     /// Ordered by a hash of the key, then the key (`key_map`).
     pub(crate) keys: KeyMap,
     pub(crate) workers: BTreeMap<WorkerId, Worker>,
@@ -81,6 +84,18 @@ impl<'a> Parts<'a> {
     ) -> impl DoubleEndedIterator<Item = &'a WorkflowOutput> + ExactSizeIterator {
         self.state.outputs.values()
     }
+}
+
+/// The records of a state at one applied index, for a snapshot built while `apply` goes on:
+/// the jobs are shared with the state, not copied, so freezing costs a walk of the maps
+/// rather than a copy of every job (ADR 0020).
+#[derive(Debug, Clone)]
+pub struct Frozen {
+    pub(crate) globals: Globals,
+    pub(crate) jobs: BTreeMap<JobId, Arc<Job>>,
+    pub(crate) keys: KeyMap,
+    pub(crate) workers: BTreeMap<WorkerId, Worker>,
+    pub(crate) outputs: BTreeMap<(JobId, WorkflowId), WorkflowOutput>,
 }
 
 /// Owned records, the unit of snapshots.
@@ -174,6 +189,17 @@ impl State {
         self.index.cores_used.get(&worker).copied().unwrap_or(0)
     }
 
+    /// The records as they are now, sharing the jobs with this state (see [`Frozen`]).
+    pub fn freeze(&self) -> Frozen {
+        Frozen {
+            globals: self.globals.clone(),
+            jobs: self.jobs.clone(),
+            keys: self.keys.clone(),
+            workers: self.workers.clone(),
+            outputs: self.outputs.clone(),
+        }
+    }
+
     /// Borrowed records, for persistence.
     pub fn parts(&self) -> Parts<'_> {
         Parts { state: self }
@@ -199,8 +225,8 @@ impl State {
         workers: impl IntoIterator<Item = Worker>,
         outputs: impl IntoIterator<Item = WorkflowOutput>,
     ) -> Result<State> {
-        let jobs = jobs.into_iter().map(Box::new).collect();
-        State::from_boxed(
+        let jobs = jobs.into_iter().map(Arc::new).collect();
+        State::from_shared(
             globals,
             jobs,
             idempotency.into_iter().collect(),
@@ -221,13 +247,11 @@ impl State {
     }
 
     /// Builds the maps in bulk from sorted vectors (packed B-tree nodes, no per-record search):
-    /// this is the restore path for snapshots of a million jobs.
-    // Boxed on purpose: the job map holds `Box<Job>`, so decoding straight into boxes saves a
-    // copy of every job.
-    #[allow(clippy::vec_box)]
-    pub(crate) fn from_boxed(
+    /// this is the restore path for snapshots of a million jobs. The jobs come shared, as the
+    /// map holds them, so decoding puts each job in its final allocation.
+    pub(crate) fn from_shared(
         globals: Globals,
-        mut jobs: Vec<Box<Job>>,
+        mut jobs: Vec<Arc<Job>>,
         idempotency: Vec<IdempotencyEntry>,
         mut workers: Vec<Worker>,
         outputs: Vec<WorkflowOutput>,
@@ -290,11 +314,9 @@ impl State {
 }
 
 /// Keys the output records, refusing duplicates, too many, and records of missing workflows.
-// Boxed on purpose, as in `from_boxed`.
-#[allow(clippy::vec_box)]
 fn check_outputs(
     outputs: Vec<WorkflowOutput>,
-    jobs: &[Box<Job>],
+    jobs: &[Arc<Job>],
 ) -> Result<BTreeMap<(JobId, WorkflowId), WorkflowOutput>> {
     if outputs.len() > OUTPUT_RECORDS_MAX {
         return Err(inconsistent(format!(

@@ -9,10 +9,10 @@ use proptest::prelude::*;
 
 use super::harness::{spec, Sim};
 use crate::{
-    apply, decide, decode_proposal, encode_proposal, restore, snapshot, state_hash, Command, Event,
-    FenceToken, IdempotencyKey, JobId, JobStatus, LogIndex, NodeId, Outcome, ReportKind, State,
-    StateConfig, Term, TimeoutReason, WorkerId, WorkerReport, WorkerStatus, WorkflowId,
-    WorkflowRef, WorkflowStatus,
+    apply, decide, decode_proposal, encode_proposal, restore, snapshot, snapshot_frozen,
+    state_hash, Command, Event, FenceToken, IdempotencyKey, JobId, JobStatus, LogIndex, NodeId,
+    Outcome, ReportKind, State, StateConfig, Term, TimeoutReason, WorkerId, WorkerReport,
+    WorkerStatus, WorkflowId, WorkflowRef, WorkflowStatus,
 };
 
 /// One step of a random history; `pick` values select among existing jobs and workflows.
@@ -420,6 +420,26 @@ proptest! {
         prop_assert_eq!(state_hash(&restored), state_hash(&prefix));
         prop_assert_eq!(&restored.index, &prefix.index);
         prop_assert_eq!(state_hash(&fold_log(restored, &sim.log[cut..])), full);
+    }
+
+    /// A snapshot build encodes a frozen copy while `apply` goes on (ADR 0020): folding the rest
+    /// of the log after the freeze must leave the frozen records as they were, and change the
+    /// state as if nothing had been frozen.
+    #[test]
+    fn frozen_records_do_not_move_with_later_applies(
+        steps in proptest::collection::vec(step(), 1..80),
+        split in any::<proptest::sample::Index>(),
+    ) {
+        let sim = run(&steps);
+        let fresh = || State::new(small_config()).unwrap();
+        let cut = split.index(sim.log.len() + 1);
+        let prefix = fold_log(fresh(), &sim.log[..cut]);
+        let at_cut = snapshot(&prefix).unwrap();
+        let frozen = prefix.freeze();
+        let folded_on = fold_log(prefix, &sim.log[cut..]);
+        prop_assert_eq!(snapshot_frozen(&frozen).unwrap(), at_cut);
+        prop_assert_eq!(state_hash(&folded_on), state_hash(&sim.state));
+        prop_assert_eq!(snapshot(&folded_on).unwrap(), snapshot(&sim.state).unwrap());
     }
 
     #[test]
