@@ -7,6 +7,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
@@ -156,10 +157,8 @@ impl SnapshotDir {
         let path = self.dir.join(format!("{name}{SNAPSHOT_SUFFIX}"));
         let tmp = self.dir.join(format!("{name}{TEMP_SUFFIX}"));
         let mut file = fs::File::create(&tmp).map_err(io(format!("create {}", tmp.display())))?;
-        file.write_all(image)
-            .map_err(io(format!("write {}", tmp.display())))?;
-        file.sync_data()
-            .map_err(io(format!("fdatasync {}", tmp.display())))?;
+        write_paced(&mut file, image)
+            .map_err(io(format!("write and fdatasync {}", tmp.display())))?;
         drop(file);
         fs::rename(&tmp, &path).map_err(io(format!("rename {}", tmp.display())))?;
         self.sync_dir()?;
@@ -176,6 +175,29 @@ impl SnapshotDir {
         dir.sync_all()
             .map_err(io(format!("fsync {}", self.dir.display())))
     }
+}
+
+/// How much of a snapshot image is written and fdatasynced at once.
+const WRITE_PIECE_BYTES: usize = 4 << 20;
+/// The pause after each piece but the last.
+const WRITE_PAUSE: Duration = Duration::from_millis(5);
+
+/// Writes `image` in pieces, each fdatasynced, with a pause between them, so that the file
+/// is durable when this returns. Why not one write and one fdatasync: the WAL syncs on the
+/// same disk, and behind tens of MB of a snapshot's dirty pages every write's sync waited
+/// (ADR 0020). The pauses cost about 1.2 s per GB of snapshot, on a thread nobody waits for.
+fn write_paced(file: &mut fs::File, image: &[u8]) -> std::io::Result<()> {
+    for (n, piece) in image.chunks(WRITE_PIECE_BYTES).enumerate() {
+        if n > 0 {
+            std::thread::sleep(WRITE_PAUSE);
+        }
+        file.write_all(piece)?;
+        file.sync_data()?;
+    }
+    if image.is_empty() {
+        file.sync_data()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -344,16 +344,20 @@ impl Shared {
         Ok(())
     }
 
+    /// Builds a snapshot on the calling thread, which is one of its own (`in_background`):
+    /// the records are frozen at the thread's normal priority, because `apply` waits for that
+    /// part, and the thread then drops to the lowest priority to encode and write them.
     fn build_snapshot_blocking(&self) -> Result<Snapshot<TypeConfig>> {
         let started = Instant::now();
         // A view at or past the snapshot is what the restart path reads fastest (ADR 0015).
         if let Err(e) = self.write_unwritten() {
             tracing::warn!(error = %e, "writing the sled view before a snapshot failed");
         }
-        // The read lock is held only to encode the state: `apply` waits for it meanwhile, and
-        // every write's answer waits for `apply` (ADR 0019). The body and the file image are
-        // made from the encoded bytes after it is released.
-        let (meta, removed_ids, state, locked_ms) = {
+        let view_ms = millis_since(started);
+        // The read lock is held only to freeze the records, which shares the jobs instead of
+        // copying them: `apply` waits for it meanwhile, and every write's answer waits for
+        // `apply` (ADR 0019, ADR 0020). Encoding, the body and the file image come after.
+        let (meta, removed_ids, frozen, locked_ms) = {
             let applied = self.lock_read();
             let locked = Instant::now();
             let last = applied.meta.last_applied;
@@ -367,11 +371,19 @@ impl Shared {
                 last_membership: applied.meta.membership.clone(),
                 snapshot_id,
             };
-            let state = steward_statemachine::snapshot(&applied.state)
-                .map_err(|e| Error::storage("encode the state for a snapshot", e))?;
-            let locked_ms = locked.elapsed().as_millis() as u64;
-            (meta, applied.meta.removed_ids.clone(), state, locked_ms)
+            let frozen = applied.state.freeze();
+            (
+                meta,
+                applied.meta.removed_ids.clone(),
+                frozen,
+                millis_since(locked),
+            )
         };
+        lower_this_threads_priority();
+        let encoding = Instant::now();
+        let state = steward_statemachine::snapshot_frozen(&frozen)
+            .map_err(|e| Error::storage("encode the state for a snapshot", e))?;
+        drop(frozen);
         let body = SnapshotBody {
             meta: meta.clone(),
             removed_ids,
@@ -382,14 +394,19 @@ impl Shared {
         drop(state);
         let image = snapshot_file::encode(&body);
         drop(body);
+        let encode_ms = millis_since(encoding);
+        let writing = Instant::now();
         let last_index = meta.last_log_id.map_or(0, |id| id.index);
         self.snapshots
             .write(last_index, &meta.snapshot_id, &image)?;
         tracing::info!(
             snapshot = %meta.snapshot_id,
             bytes = image.len(),
+            view_ms,
             locked_ms,
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            encode_ms,
+            write_ms = millis_since(writing),
+            elapsed_ms = millis_since(started),
             "snapshot built"
         );
         Ok(Snapshot {
@@ -604,12 +621,49 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     }
 }
 
+fn millis_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Runs `f` on a thread of its own, for a snapshot build: the build lowers the thread's
+/// priority part-way (`lower_this_threads_priority`), and a pooled thread could not get its
+/// priority back afterwards (raising it needs a privilege).
+async fn in_background<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("snapshot-build".into())
+        .spawn(move || {
+            // The receiver is gone only if openraft dropped the build; nothing to tell then.
+            let _ = sender.send(f());
+        })
+        .map_err(|e| Error::storage("start the snapshot-build thread", e))?;
+    receiver
+        .await
+        .map_err(|e| Error::storage("wait for the snapshot-build thread", e))?
+}
+
+/// Drops the calling thread to the lowest CPU priority (nice 19; on Linux the nice value is per
+/// thread), for work nobody waits on: a snapshot's encoding competes for the cores with
+/// `apply`, the WAL and the transport, whose latency every write sees (ADR 0020).
+fn lower_this_threads_priority() {
+    if let Err(e) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), BACKGROUND_NICE)
+    {
+        tracing::warn!(error = %e, "lowering the snapshot build's priority failed");
+    }
+}
+
+/// The nice value of background work: the lowest priority Linux has.
+const BACKGROUND_NICE: i32 = 19;
+
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     /// Correctness: the snapshot file is fdatasynced and its directory fsynced before this
     /// returns, so openraft's purge of the WAL that follows never outruns it.
     async fn build_snapshot(&mut self) -> StoreResult<Snapshot<TypeConfig>> {
         let shared = self.shared.clone();
-        blocking(move || shared.build_snapshot_blocking())
+        in_background(move || shared.build_snapshot_blocking())
             .await
             .map_err(snap_err)
     }
