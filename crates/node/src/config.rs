@@ -83,7 +83,8 @@ pub struct NodeConfig {
     pub timeout_check_interval_ms: u64,
     /// How often the leader proposes idempotency-key expiry. Default: 60000. Minimum: 100.
     pub idempotency_expiry_interval_ms: u64,
-    /// Build a snapshot (and allow purging the WAL) after this many applied entries.
+    /// Build a snapshot (and allow purging the WAL) once per this many applied entries, each
+    /// member at its own phase so that members do not build at once (ADR 0021).
     /// Default: 10000. Minimum: 10.
     pub snapshot_after_entries: u64,
     /// Entries kept in the WAL behind the latest snapshot, for followers slightly behind.
@@ -190,7 +191,9 @@ impl NodeConfig {
             heartbeat_interval: self.heartbeat_interval_ms,
             election_timeout_min: self.election_timeout_min_ms,
             election_timeout_max: self.election_timeout_max_ms,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_after_entries),
+            // Builds are triggered by `raft::snapshot_schedule`, each member at its own phase
+            // of `snapshot_after_entries` (ADR 0021).
+            snapshot_policy: openraft::SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: self.log_entries_kept_after_snapshot,
             install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
             // steward starts elections itself, after a pre-vote (ADR 0018).

@@ -197,6 +197,13 @@ impl Node {
         };
         // Detached: it ends with the stop signal or when openraft stops.
         let _campaigner = campaigner.spawn(node.inner.stop.subscribe());
+        // Detached: it ends with the stop signal or when openraft stops.
+        let _snapshots = crate::raft::snapshot_schedule::spawn(
+            node.inner.raft.clone(),
+            node.id(),
+            node.inner.config.snapshot_after_entries,
+            node.inner.stop.subscribe(),
+        );
         let duties = crate::duties::spawn_supervisor(node.clone(), stopped);
         *node.inner.duties.lock().await = Some(duties);
         if let Some(events) = gossip_events {

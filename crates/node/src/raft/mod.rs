@@ -26,6 +26,7 @@ pub(crate) mod proposer;
 pub(crate) mod read_floor;
 pub mod resume;
 mod snapshot_file;
+pub(crate) mod snapshot_schedule;
 pub mod state_machine;
 pub mod status;
 pub mod transfer;
