@@ -143,11 +143,19 @@ async fn restarted_follower_catches_up_by_snapshot_after_purge() {
     cluster.restart(follower).await;
     let hash = cluster.converged(41).await;
     let restarted = &cluster.nodes[&follower];
-    let snapshot = restarted.metrics().snapshot_index;
-    assert!(
-        snapshot >= Some(purged),
-        "installed a snapshot covering {purged}: {snapshot:?}"
-    );
+    // `converged` reads the state, which the install replaces before openraft publishes the
+    // installed snapshot in its metrics: the index may lag the state by a moment (up to
+    // 150 ms seen), so it is awaited, not read once.
+    support::wait_for(
+        "the restarted follower to report a snapshot covering the purge",
+        || {
+            restarted
+                .metrics()
+                .snapshot_index
+                .filter(|index| *index >= purged)
+        },
+    )
+    .await;
     assert_eq!(
         restarted
             .read(Consistency::Stale, steward_statemachine::state_hash)
