@@ -3,8 +3,9 @@
 //! encode and write their images at once, beside the WAL syncs that every write waits for.
 //! Here each member still builds once every `snapshot_after_entries` entries, but at a phase
 //! of its own: the member ranked `r` of `n` in the membership builds when its applied index
-//! crosses `k × period + r × period / n`. In a healthy group at most one member builds at a
-//! time, and the others make a quorum without it.
+//! crosses `k × period + r × period / n`. While a build takes less than `period / n` entries'
+//! time, at most one member of a healthy group builds at once, and the others make a quorum
+//! without it.
 
 use tokio::sync::watch;
 
