@@ -143,9 +143,8 @@ async fn restarted_follower_catches_up_by_snapshot_after_purge() {
     cluster.restart(follower).await;
     let hash = cluster.converged(41).await;
     let restarted = &cluster.nodes[&follower];
-    // `converged` reads the state, which the install replaces before openraft publishes the
-    // installed snapshot in its metrics: the index may lag the state by a moment (up to
-    // 150 ms seen), so it is awaited, not read once.
+    // `converged` reads the state, which can show the installed snapshot before openraft's
+    // metrics name it (up to 150 ms later seen), so the index is awaited, not read once.
     support::wait_for(
         "the restarted follower to report a snapshot covering the purge",
         || {

@@ -66,14 +66,24 @@ pub(crate) fn spawn(
         // The build point last asked for: openraft ignores a trigger while a build runs, and
         // one build per point is enough.
         let mut asked_for: Option<u64> = None;
+        // Metrics change on every applied batch; the membership, and so the schedule, rarely.
+        let mut schedule_of = None;
         loop {
             let due = {
                 let m = metrics.borrow_and_update();
-                let schedule = SnapshotSchedule::for_member(
-                    period,
-                    me,
-                    m.membership_config.membership().nodes().map(|(id, _)| *id),
-                );
+                let membership_id = *m.membership_config.log_id();
+                let schedule = match schedule_of {
+                    Some((id, schedule)) if id == membership_id => schedule,
+                    _ => {
+                        let schedule = SnapshotSchedule::for_member(
+                            period,
+                            me,
+                            m.membership_config.membership().nodes().map(|(id, _)| *id),
+                        );
+                        schedule_of = Some((membership_id, schedule));
+                        schedule
+                    }
+                };
                 let applied = m.last_applied.map_or(0, |id| id.index);
                 let snapshot = m.snapshot.map_or(0, |id| id.index);
                 let point = schedule.points_up_to(applied);
