@@ -28,6 +28,7 @@ mod ids;
 mod limits;
 mod outcome;
 mod output;
+mod prepare;
 mod query;
 mod rejection;
 mod replay;
@@ -38,7 +39,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
-pub use crate::apply::apply;
+pub use crate::apply::{apply, apply_prepared};
 pub use crate::codec::{
     body_hash, decode_proposal, encode_proposal, restore, snapshot, snapshot_frozen, state_hash,
     EVENT_SCHEMA_VERSION, EVENT_SCHEMA_VERSION_OLDEST, PROPOSAL_BYTES_MAX, PROPOSAL_MAGIC,
@@ -57,6 +58,7 @@ pub use crate::outcome::{ApplyReport, Outcome, StopOrder, Touched};
 pub use crate::output::{
     last_bytes, ExitRecord, WorkflowOutput, OUTPUT_RECORDS_MAX, OUTPUT_TAIL_BYTES_MAX,
 };
+pub use crate::prepare::Prepared;
 pub use crate::query::{JobView, Page, Summary, WorkflowView};
 pub use crate::rejection::Rejection;
 pub use crate::replay::{fold, Replayer, StopAt};

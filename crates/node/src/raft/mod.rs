@@ -3,8 +3,9 @@
 //!
 //! Layout: [`log_store`] maps openraft's log onto `steward-log`'s WAL, with `flusher` reporting
 //! durability; [`state_machine`] applies committed entries through `steward-statemachine` into
-//! the sled view (`view`) and owns the snapshot files (`snapshot_file`), and at startup rebuilds
-//! the state from the newest snapshot and the WAL (`resume`); [`network`] plugs the
+//! the sled view (`view`), each entry decoded before the state is locked (`ready`), and owns the
+//! snapshot files (`snapshot_file`), and at startup rebuilds the state from the newest snapshot
+//! and the WAL (`resume`); [`network`] plugs the
 //! TCP transport into openraft and `handler` serves it; `election` decides when to campaign
 //! (pre-vote, ADR 0018); `proposer` batches decided commands into
 //! entries; `cluster` changes membership; [`transfer`] hands leadership over; [`status`] is what
@@ -24,6 +25,7 @@ pub mod log_store;
 pub mod network;
 pub(crate) mod proposer;
 pub(crate) mod read_floor;
+mod ready;
 pub mod resume;
 mod snapshot_file;
 pub(crate) mod snapshot_schedule;

@@ -6,10 +6,15 @@
 //! `apply` is deterministic. The view already holds that state and is left untouched. When the
 //! WAL does not hold exactly the committed entries needed (a power loss tore entries the view
 //! kept, or the log was purged past the snapshot), this says so and the caller reads the view.
+//!
+//! Two threads share the fold (ADR 0023): a reader reads the WAL, decodes each proposal and
+//! does the work `apply` would do from a submit's spec alone; the caller's thread only applies.
+
+use std::sync::mpsc;
 
 use openraft::LogId;
 use steward_log::Wal;
-use steward_statemachine::State;
+use steward_statemachine::{Prepared, State};
 
 use crate::error::{Error, Result};
 use crate::raft::log_store::KIND_PROPOSAL;
@@ -65,32 +70,97 @@ pub fn fold_wal(
         Ok(_) => return Ok(None),
         Err(e) => return Err(Error::storage(origin(), e)),
     }
+    let (sender, receiver) = mpsc::sync_channel::<Read>(READ_AHEAD_ENTRIES);
+    let (give_back, spent) = mpsc::channel::<Prepared>();
     let mut state = state;
-    let mut entries = 0u64;
-    for record in wal.iter(first_needed..upto.index + 1) {
-        let record = record.map_err(|e| Error::storage(origin(), e))?;
-        if record.index.0 != first_needed + entries {
-            return Ok(None);
-        }
-        entries += 1;
-        if record.kind != KIND_PROPOSAL {
-            continue;
-        }
-        // Exactly what `apply_blocking` did with this entry: an undecodable proposal was
-        // skipped there too, on every replica.
-        match steward_statemachine::decode_proposal(&record.payload) {
-            Ok(proposal) => {
-                steward_statemachine::apply(
+    let (read, applied) = std::thread::scope(|scope| {
+        let reader = std::thread::Builder::new()
+            .name("wal-replay".to_owned())
+            .spawn_scoped(scope, move || {
+                read_ahead(wal, first_needed, upto.index, &sender, &spent)
+            })
+            .map_err(|e| Error::storage(origin(), e))?;
+        let mut applied = 0u64;
+        for read in receiver {
+            if let Some(mut prepared) = read.prepared {
+                steward_statemachine::apply_prepared(
                     &mut state,
-                    steward_statemachine::LogIndex(record.index.0),
-                    &proposal,
+                    steward_statemachine::LogIndex(read.index),
+                    &mut prepared,
                 );
+                // Freed by the reader that allocated it; once the reader is done, here.
+                let _ = give_back.send(prepared);
             }
-            Err(e) => tracing::error!(index = record.index.0, error = %e, "undecodable proposal"),
+            applied += 1;
+        }
+        Ok::<_, Error>((reader.join(), applied))
+    })?;
+    match read {
+        Ok(Ok(ReadEnd::Whole)) if applied == upto.index - after => {}
+        Ok(Ok(_)) => return Ok(None),
+        Ok(Err(e)) => return Err(Error::storage(origin(), e)),
+        Err(_) => return Err(Error::storage(origin(), "the WAL reader thread panicked")),
+    }
+    Ok(Some(Folded {
+        state,
+        entries: applied,
+    }))
+}
+
+/// Entries read and prepared ahead of the fold: enough to keep both threads busy, few enough
+/// that a slow fold does not hold many decoded proposals.
+const READ_AHEAD_ENTRIES: usize = 256;
+
+/// One WAL entry, read and made ready for `apply`.
+struct Read {
+    index: u64,
+    /// `None` for an entry that is not a proposal (a blank, a membership change) or that does
+    /// not decode.
+    prepared: Option<Prepared>,
+}
+
+/// How [`read_ahead`] ended.
+enum ReadEnd {
+    /// Every entry was read and handed over.
+    Whole,
+    /// An entry was missing, or the fold stopped listening.
+    Short,
+}
+
+/// Reads entries `first..=last`, decodes and prepares each proposal and hands them over in
+/// order (ADR 0023), and drops the proposals the fold has applied (`spent`): the fold's own
+/// thread then only applies.
+fn read_ahead(
+    wal: &Wal,
+    first: u64,
+    last: u64,
+    sender: &mpsc::SyncSender<Read>,
+    spent: &mpsc::Receiver<Prepared>,
+) -> steward_log::Result<ReadEnd> {
+    for (expected, record) in (first..).zip(wal.iter(first..last + 1)) {
+        spent.try_iter().for_each(drop);
+        let record = record?;
+        if record.index.0 != expected {
+            return Ok(ReadEnd::Short);
+        }
+        let prepared = (record.kind == KIND_PROPOSAL)
+            .then(|| {
+                // Exactly what `apply_blocking` did with this entry: an undecodable proposal
+                // was skipped there too, on every replica.
+                Prepared::decode(&record.payload)
+                    .inspect_err(|e| {
+                        tracing::error!(index = record.index.0, error = %e, "undecodable proposal");
+                    })
+                    .ok()
+            })
+            .flatten();
+        let read = Read {
+            index: record.index.0,
+            prepared,
+        };
+        if sender.send(read).is_err() {
+            return Ok(ReadEnd::Short);
         }
     }
-    if entries != upto.index - after {
-        return Ok(None);
-    }
-    Ok(Some(Folded { state, entries }))
+    Ok(ReadEnd::Whole)
 }

@@ -16,14 +16,15 @@ use std::time::Instant;
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
-    AnyError, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, StorageError,
-    StorageIOError, StoredMembership,
+    AnyError, Entry, LogId, OptionalSend, RaftSnapshotBuilder, StorageError, StorageIOError,
+    StoredMembership,
 };
 use serde::{Deserialize, Serialize};
 use steward_statemachine::{JobStatus, State, Touched};
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::raft::ready::Ready;
 use crate::raft::resume::{self, Folded, WalReplay};
 use crate::raft::snapshot_file::{self, SnapshotDir};
 use crate::raft::view::{RaftMeta, View};
@@ -239,6 +240,12 @@ impl Shared {
     }
 
     fn apply_blocking(&self, entries: Vec<Entry<TypeConfig>>) -> Result<Vec<ApplyResponse>> {
+        // Decoded and prepared before the state is locked (ADR 0023): readers and the view
+        // writer wait only for the fold itself.
+        let entries: Vec<(LogId<NodeId>, Ready)> = entries
+            .into_iter()
+            .map(|entry| (entry.log_id, Ready::of(entry.log_id.index, entry.payload)))
+            .collect();
         let mut guard = self
             .applied
             .write()
@@ -246,32 +253,25 @@ impl Shared {
         let applied = &mut *guard;
         let mut touched = Touched::default();
         let mut responses = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let index = entry.log_id.index;
-            applied.meta.last_applied = Some(entry.log_id);
+        for (log_id, ready) in entries {
+            let index = log_id.index;
+            applied.meta.last_applied = Some(log_id);
             let mut response = ApplyResponse {
                 index,
                 outcomes: Vec::new(),
             };
-            match entry.payload {
-                EntryPayload::Blank => {}
-                EntryPayload::Normal(bytes) => {
-                    // Every replica decodes the same bytes the same way, so a bad payload is
-                    // skipped identically everywhere; it is logged, never a panic.
-                    match steward_statemachine::decode_proposal(&bytes.0) {
-                        Ok(proposal) => {
-                            let report = steward_statemachine::apply(
-                                &mut applied.state,
-                                steward_statemachine::LogIndex(index),
-                                &proposal,
-                            );
-                            merge(&mut touched, report.touched);
-                            response.outcomes = report.outcomes;
-                        }
-                        Err(e) => tracing::error!(index, error = %e, "undecodable proposal"),
-                    }
+            match ready {
+                Ready::Nothing => {}
+                Ready::Proposal(mut prepared) => {
+                    let report = steward_statemachine::apply_prepared(
+                        &mut applied.state,
+                        steward_statemachine::LogIndex(index),
+                        &mut prepared,
+                    );
+                    merge(&mut touched, report.touched);
+                    response.outcomes = report.outcomes;
                 }
-                EntryPayload::Membership(membership) => {
+                Ready::Membership(membership) => {
                     let old = applied.meta.membership.membership();
                     let new_ids: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
                     let removed = old
@@ -280,7 +280,7 @@ impl Shared {
                         .filter(|id| !new_ids.contains(id));
                     let removed: Vec<NodeId> = removed.collect();
                     applied.meta.removed_ids.extend(removed);
-                    applied.meta.membership = StoredMembership::new(Some(entry.log_id), membership);
+                    applied.meta.membership = StoredMembership::new(Some(log_id), membership);
                 }
             }
             responses.push(response);

@@ -10,8 +10,8 @@ use crate::codec::body_hash;
 use crate::spec::validate_key;
 use crate::{
     BodyHash, FenceToken, Happening, IdempotencyEntry, IdempotencyKey, Job, JobId, JobSpec, NodeId,
-    Outcome, Rejection, State, StopOrder, Term, TimeoutReason, TimeoutRecord, WorkflowRef,
-    WorkflowStatus,
+    Outcome, Rejection, State, StopOrder, StoredSpec, Term, TimeoutReason, TimeoutRecord,
+    WorkflowRef, WorkflowStatus,
 };
 
 pub(super) fn reserve_key(
@@ -78,6 +78,7 @@ pub(super) fn submit(
     spec: &JobSpec,
 ) -> Applied {
     spec.validate()?;
+    let ready = context.take_ready();
     // The key's entry is found once and bound below (the fields borrowed are disjoint).
     let mut key_entry = None;
     if let Some(key) = key {
@@ -86,7 +87,10 @@ pub(super) fn submit(
             .keys
             .get_mut(key)
             .ok_or_else(|| Rejection::KeyNotReserved { key: key.clone() })?;
-        if let Some(duplicate) = existing_key_outcome(&state.jobs, entry, body_hash(spec))? {
+        let hash = ready
+            .as_ref()
+            .map_or_else(|| body_hash(spec), |ready| ready.body_hash);
+        if let Some(duplicate) = existing_key_outcome(&state.jobs, entry, hash)? {
             return Ok(duplicate);
         }
         key_entry = Some((key, entry));
@@ -98,7 +102,8 @@ pub(super) fn submit(
     };
     context.jobs_created += 1;
     let entries_max = state.globals.config.timeline_entries_max;
-    let mut job = Job::new(id, key.cloned(), spec, context.now_ms, entries_max);
+    let stored = ready.map_or_else(|| StoredSpec::new(spec), |ready| ready.stored);
+    let mut job = Job::new(id, key.cloned(), spec, stored, context.now_ms, entries_max);
     job.record(
         context.index,
         context.now_ms,

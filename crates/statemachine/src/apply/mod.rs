@@ -15,6 +15,7 @@ mod transitions;
 pub(crate) mod workers;
 pub(crate) mod workflows;
 
+use crate::prepare::{Prepared, ReadySubmit};
 use crate::{ApplyReport, Event, LogIndex, Outcome, Proposal, Rejection, State};
 
 /// Per-proposal context shared by the event handlers.
@@ -27,6 +28,18 @@ pub(crate) struct Context<'r> {
     pub jobs_created: u32,
     /// What is being reported.
     pub report: &'r mut ApplyReport,
+    /// The spec-only work done ahead for each event, when the proposal was prepared (one slot
+    /// per event; empty otherwise).
+    ready: &'r mut [Option<ReadySubmit>],
+    /// The position of the event being applied.
+    position: usize,
+}
+
+impl Context<'_> {
+    /// Takes the work done ahead for the current event, if it was prepared.
+    pub fn take_ready(&mut self) -> Option<ReadySubmit> {
+        self.ready.get_mut(self.position).and_then(Option::take)
+    }
 }
 
 type Applied = Result<Outcome, Rejection>;
@@ -37,6 +50,23 @@ type Applied = Result<Outcome, Rejection>;
 /// applied index is refused as a whole ([`Rejection::AlreadyApplied`]) and changes nothing, so
 /// replaying an already-applied suffix after a restart is harmless.
 pub fn apply(state: &mut State, index: LogIndex, proposal: &Proposal) -> ApplyReport {
+    apply_with(state, index, proposal, &mut [])
+}
+
+/// [`apply`] for a [`Prepared`] proposal: the same result, with the spec-only work of its
+/// submits already done. That work is used up: applying the same `prepared` again does it anew
+/// (with the same result). Taken by reference so the caller decides where the proposal is
+/// dropped (the thread that allocated it frees it fastest).
+pub fn apply_prepared(state: &mut State, index: LogIndex, prepared: &mut Prepared) -> ApplyReport {
+    apply_with(state, index, &prepared.proposal, &mut prepared.submits)
+}
+
+fn apply_with(
+    state: &mut State,
+    index: LogIndex,
+    proposal: &Proposal,
+    ready: &mut [Option<ReadySubmit>],
+) -> ApplyReport {
     let mut report = ApplyReport::new(index, proposal.events.len());
     let last_applied = state.globals.last_applied;
     if index <= last_applied {
@@ -62,8 +92,11 @@ pub fn apply(state: &mut State, index: LogIndex, proposal: &Proposal) -> ApplyRe
         now_ms,
         jobs_created: 0,
         report: &mut report,
+        ready,
+        position: 0,
     };
-    for event in &proposal.events {
+    for (position, event) in proposal.events.iter().enumerate() {
+        context.position = position;
         let outcome = apply_event(state, &mut context, event)
             .unwrap_or_else(|reason| Outcome::Rejected { reason });
         context.report.outcomes.push(outcome);

@@ -229,11 +229,13 @@ pub enum FailureCause {
 }
 
 impl Job {
-    /// A new pending job.
+    /// A new pending job; `stored` is `StoredSpec::new(spec)`, passed in because it may have
+    /// been made ahead (ADR 0023).
     pub(crate) fn new(
         id: JobId,
         idempotency_key: Option<IdempotencyKey>,
         spec: &JobSpec,
+        stored: StoredSpec,
         now_ms: u64,
         timeline_entries_max: u32,
     ) -> Job {
@@ -245,7 +247,7 @@ impl Job {
         Job {
             id,
             idempotency_key,
-            spec: StoredSpec::new(spec),
+            spec: stored,
             status: JobStatus::Pending,
             submitted_at_ms: now_ms,
             started_at_ms: now_ms,

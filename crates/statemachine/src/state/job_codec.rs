@@ -290,7 +290,14 @@ mod tests {
             namespace: "ci".into(),
             key: "run-7".into(),
         };
-        let mut job = Job::new(JobId(57_003), Some(key), &spec, 1_700_000_000_000, 32);
+        let mut job = Job::new(
+            JobId(57_003),
+            Some(key),
+            &spec,
+            StoredSpec::new(&spec),
+            1_700_000_000_000,
+            32,
+        );
         job.record(LogIndex(57), job.submitted_at_ms, Happening::Submitted, 32);
         job.status = JobStatus::TimedOut;
         job.finished_at_ms = Some(1_700_000_100_000);
@@ -335,7 +342,7 @@ mod tests {
     fn records_round_trip_with_every_part_present_or_absent() {
         let busy = busy_job();
         let spec = JobSpec::new("j", vec![WorkflowSpec::new("w", vec!["true".into()])]);
-        let plain = Job::new(JobId(1000), None, &spec, 0, 32);
+        let plain = Job::new(JobId(1000), None, &spec, StoredSpec::new(&spec), 0, 32);
         for job in [busy, plain] {
             let mut bytes = Vec::new();
             pack(&job, &mut bytes);

@@ -9,10 +9,10 @@ use proptest::prelude::*;
 
 use super::harness::{spec, Sim};
 use crate::{
-    apply, decide, decode_proposal, encode_proposal, restore, snapshot, snapshot_frozen,
-    state_hash, Command, Event, FenceToken, IdempotencyKey, JobId, JobStatus, LogIndex, NodeId,
-    Outcome, ReportKind, State, StateConfig, Term, TimeoutReason, WorkerId, WorkerReport,
-    WorkerStatus, WorkflowId, WorkflowRef, WorkflowStatus,
+    apply, apply_prepared, decide, decode_proposal, encode_proposal, restore, snapshot,
+    snapshot_frozen, state_hash, Command, Event, FenceToken, IdempotencyKey, JobId, JobStatus,
+    LogIndex, NodeId, Outcome, Prepared, ReportKind, State, StateConfig, Term, TimeoutReason,
+    WorkerId, WorkerReport, WorkerStatus, WorkflowId, WorkflowRef, WorkflowStatus,
 };
 
 /// One step of a random history; `pick` values select among existing jobs and workflows.
@@ -440,6 +440,26 @@ proptest! {
         prop_assert_eq!(snapshot_frozen(&frozen).unwrap(), at_cut);
         prop_assert_eq!(state_hash(&folded_on), state_hash(&sim.state));
         prop_assert_eq!(snapshot(&folded_on).unwrap(), snapshot(&sim.state).unwrap());
+    }
+
+    /// A prepared proposal (ADR 0023) applies exactly as the proposal does: the same report
+    /// for every entry, the same state after each.
+    #[test]
+    fn prepared_proposals_apply_as_the_proposals_do(steps in proptest::collection::vec(step(), 1..80)) {
+        let sim = run(&steps);
+        let mut plain = State::new(small_config()).unwrap();
+        let mut prepared = State::new(small_config()).unwrap();
+        for (index, proposal) in &sim.log {
+            let expected = apply(&mut plain, *index, proposal);
+            let got = apply_prepared(&mut prepared, *index, &mut Prepared::new(proposal.clone()));
+            prop_assert_eq!(got, expected);
+            prop_assert_eq!(state_hash(&prepared), state_hash(&plain));
+        }
+        let again = sim.log.last().map(|(index, proposal)| {
+            apply_prepared(&mut prepared, *index, &mut Prepared::new(proposal.clone()))
+        });
+        prop_assert!(again.is_none_or(|report| report.touched.jobs.is_empty()), "an applied entry is refused");
+        prop_assert_eq!(snapshot(&prepared).unwrap(), snapshot(&sim.state).unwrap());
     }
 
     #[test]
