@@ -93,28 +93,36 @@ fn wal_options(policy: SyncPolicyConfig) -> WalOptions {
 }
 
 async fn open_storage(config: &NodeConfig) -> Result<(LogStore, StateMachineStore)> {
+    let (sled_dir, snapshot_dir) = (
+        config.data_dir.join("sled"),
+        config.data_dir.join("snapshots"),
+    );
+    // sled recovers while the WAL opens (ADR 0023).
+    let opening_view = StateMachineStore::open_view_in_background(&sled_dir)?;
     let wal_dir = config.data_dir.join("wal");
     let options = wal_options(config.sync_policy);
     let dir = wal_dir.clone();
+    let started = std::time::Instant::now();
     let opened = tokio::task::spawn_blocking(move || Wal::open(&dir, options))
         .await
         .map_err(|e| Error::storage("open the WAL", e))?;
     let (wal, report) =
         opened.map_err(|e| Error::storage(format!("open the WAL in {}", wal_dir.display()), e))?;
-    tracing::info!(dir = %wal_dir.display(), ?report, "WAL opened");
+    tracing::info!(
+        dir = %wal_dir.display(),
+        ?report,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "WAL opened"
+    );
     let wal = Arc::new(wal);
     let log = LogStore::new(wal.clone(), &wal_dir).await?;
     let purged_index = log.last_purged().await.map_or(0, |id| id.index);
-    let (sled_dir, snapshot_dir) = (
-        config.data_dir.join("sled"),
-        config.data_dir.join("snapshots"),
-    );
     let sm = tokio::task::spawn_blocking(move || {
         let replay = WalReplay {
             wal: &wal,
             purged_index,
         };
-        StateMachineStore::open(&sled_dir, &snapshot_dir, Some(replay))
+        StateMachineStore::open_with(opening_view, &snapshot_dir, Some(replay))
     })
     .await
     .map_err(|e| Error::storage("open the state machine", e))??;

@@ -35,7 +35,7 @@ pub mod transfer;
 mod view;
 mod view_writer;
 
-pub use view::RaftMeta;
+pub use view::{OpeningView, RaftMeta};
 
 /// A node id as openraft sees it.
 pub type NodeId = u64;

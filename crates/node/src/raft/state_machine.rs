@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::raft::ready::Ready;
 use crate::raft::resume::{self, Folded, WalReplay};
 use crate::raft::snapshot_file::{self, SnapshotDir};
-use crate::raft::view::{RaftMeta, View};
+use crate::raft::view::{OpeningView, RaftMeta, View};
 use crate::raft::view_writer::{self, merge, Pending, Unwritten, WriterSignal};
 use crate::raft::{ApplyResponse, NodeId, PeerNode, TypeConfig};
 
@@ -502,35 +502,52 @@ impl StateMachineStore {
         snapshot_dir: &Path,
         wal: Option<WalReplay<'_>>,
     ) -> Result<StateMachineStore> {
+        StateMachineStore::open_with(View::open_in_background(sled_dir)?, snapshot_dir, wal)
+    }
+
+    /// Starts opening the sled view in `sled_dir` on a thread of its own, for
+    /// [`StateMachineStore::open_with`].
+    pub fn open_view_in_background(sled_dir: &Path) -> Result<OpeningView> {
+        View::open_in_background(sled_dir)
+    }
+
+    /// [`StateMachineStore::open`] with the view already being opened, so that the caller can
+    /// open the WAL meanwhile (ADR 0023). The newest snapshot is read and restored while sled
+    /// recovers; the restored state goes unused only when the view is empty (a first start) or
+    /// nothing but the view can rebuild the state.
+    pub fn open_with(
+        opening: OpeningView,
+        snapshot_dir: &Path,
+        wal: Option<WalReplay<'_>>,
+    ) -> Result<StateMachineStore> {
         let started = Instant::now();
-        let view = View::open(sled_dir)?;
         let snapshots = SnapshotDir::open(snapshot_dir)?;
         let latest = snapshots.read_latest()?;
         let snapshot = match &latest {
             Some((path, image)) => {
                 let origin = path.display().to_string();
-                Some((decode_body(image, &origin)?, origin))
+                let body = decode_body(image, &origin)?;
+                let restored = steward_statemachine::restore(body.state)
+                    .map_err(|e| Error::storage(format!("restore state from {origin}"), e));
+                Some((body, restored))
             }
             None => None,
         };
+        let (view, view_open) = opening.finish()?;
         let view_meta = view.load_meta()?;
         let view_applied = view_meta.as_ref().and_then(|meta| meta.last_applied);
         let snapshot_applied = snapshot
             .as_ref()
             .and_then(|(body, _)| body.meta.last_log_id);
-        let restore = |body: &SnapshotBody, origin: &str| {
-            steward_statemachine::restore(body.state)
-                .map_err(|e| Error::storage(format!("restore state from {origin}"), e))
-        };
         let mut replayed = 0;
         let (state, meta, source) = match (view_meta, snapshot) {
-            (view_meta, Some((body, origin))) if snapshot_applied > view_applied => {
+            (view_meta, Some((body, restored))) if snapshot_applied > view_applied => {
                 tracing::info!(
-                    snapshot = %origin,
+                    ?snapshot_applied,
                     ?view_applied,
                     "the sled view is behind the snapshot; restoring from the snapshot"
                 );
-                let state = restore(&body, &origin)?;
+                let state = restored?;
                 let meta = RaftMeta {
                     last_applied: body.meta.last_log_id,
                     membership: body.meta.last_membership,
@@ -547,13 +564,13 @@ impl StateMachineStore {
                 (state, meta, "empty")
             }
             (Some(view_meta), snapshot) => {
+                let from_snapshot = snapshot.is_some();
                 let folded = match (wal, view_applied) {
                     (Some(wal), Some(upto)) => {
-                        let (base, after) = match &snapshot {
-                            Some((body, origin)) => (
-                                restore(body, origin)?,
-                                snapshot_applied.map_or(0, |id| id.index),
-                            ),
+                        let (base, after) = match snapshot {
+                            Some((_, restored)) => {
+                                (restored?, snapshot_applied.map_or(0, |id| id.index))
+                            }
                             None => (State::default(), 0),
                         };
                         resume::fold_wal(base, wal, after, upto)?
@@ -567,9 +584,10 @@ impl StateMachineStore {
                 match folded {
                     Some(folded) => {
                         replayed = folded.entries;
-                        let source = match snapshot {
-                            Some(_) => "snapshot and WAL",
-                            None => "WAL",
+                        let source = if from_snapshot {
+                            "snapshot and WAL"
+                        } else {
+                            "WAL"
                         };
                         (folded.state, view_meta, source)
                     }
@@ -585,7 +603,8 @@ impl StateMachineStore {
             applied = ?meta.last_applied,
             replayed_entries = replayed,
             jobs = state.parts().jobs().len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            view_open_ms = u64::try_from(view_open.as_millis()).unwrap_or(u64::MAX),
+            elapsed_ms = millis_since(started),
             "state machine opened"
         );
         let last = meta.last_applied.map_or(0, |id| id.index);

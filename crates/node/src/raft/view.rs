@@ -12,7 +12,9 @@
 //! adapter re-applies what the view lacks. This module does not decide what to write.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use openraft::{LogId, StoredMembership};
 use serde::de::DeserializeOwned;
@@ -137,6 +139,24 @@ fn page_out(state: &State, page: PageId) -> PageOut<'_> {
 /// Records and meta encoded by [`View::encode_applied`], written whole by [`View::write`].
 pub struct ViewBatch(sled::Batch);
 
+/// A view being opened by [`View::open_in_background`].
+pub struct OpeningView {
+    thread: JoinHandle<Result<(View, Duration)>>,
+    path: PathBuf,
+}
+
+impl OpeningView {
+    /// Waits for the open; the view and how long sled took to open.
+    pub fn finish(self) -> Result<(View, Duration)> {
+        self.thread.join().unwrap_or_else(|_| {
+            Err(Error::storage(
+                format!("open sled at {}", self.path.display()),
+                "the opening thread panicked",
+            ))
+        })
+    }
+}
+
 /// The sled database holding the view.
 pub struct View {
     db: sled::Db,
@@ -197,6 +217,21 @@ impl View {
                 }
             }
         }
+    }
+
+    /// Starts [`View::open`] on a thread of its own: sled's recovery reads its whole log, and
+    /// the WAL's open and the snapshot's restore need not wait for it (ADR 0023).
+    pub fn open_in_background(path: &Path) -> Result<OpeningView> {
+        let owned = path.to_path_buf();
+        let started = Instant::now();
+        let thread = std::thread::Builder::new()
+            .name("sled-open".to_owned())
+            .spawn(move || View::open(&owned).map(|view| (view, started.elapsed())))
+            .map_err(|e| Error::storage(format!("start opening sled at {}", path.display()), e))?;
+        Ok(OpeningView {
+            thread,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Asks sled to write its buffers (not a durable sync on Linux; see the module comment).
