@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,17 +35,38 @@ fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
-fn spawn(args: &[String], env: &[(&str, String)]) -> Proc {
+/// Spawns `steward args…`; its warnings and errors go to `log`, for the failure messages.
+fn spawn(args: &[String], env: &[(&str, String)], log: &Path) -> Proc {
     let mut command = Command::new(STEWARD);
     command
         .args(args)
-        .env("STEWARD_LOG_LEVEL", "error")
+        .env("STEWARD_LOG_LEVEL", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(log).unwrap());
     for (key, value) in env {
         command.env(key, value);
     }
     Proc(command.spawn().unwrap())
+}
+
+/// The processes' logs (warnings and errors), for a failure message.
+fn logs(dir: &Path) -> String {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            format!("--- {}\n{}\n", path.display(), tail.join("\n"))
+        })
+        .collect()
 }
 
 fn workflow(name: &str) -> WorkflowSpec {
@@ -83,7 +105,8 @@ async fn workflows_survive_a_leader_sigkill_and_are_recorded_once() {
                 ("STEWARD_ID", id.to_string()),
                 ("STEWARD_INITIAL_MEMBERS", members.join(",")),
             ];
-            (*id, spawn(&args, &env))
+            let log = dir.path().join(format!("node-{id}.log"));
+            (*id, spawn(&args, &env, &log))
         })
         .collect();
     let apis: Vec<String> = nodes.iter().map(|(_, _, api)| api.to_string()).collect();
@@ -91,7 +114,7 @@ async fn workflows_survive_a_leader_sigkill_and_are_recorded_once() {
         .iter()
         .map(|api| Url::parse(&format!("http://{api}")).unwrap())
         .collect();
-    let client = Client::new(urls)
+    let client = Client::new(urls.clone())
         .unwrap()
         .with_retry_window(Duration::from_secs(30));
     let worker_args: Vec<String> = [
@@ -107,7 +130,7 @@ async fn workflows_survive_a_leader_sigkill_and_are_recorded_once() {
     .map(|s| (*s).to_owned())
     .chain(["--work-dir".to_owned(), dir.path().display().to_string()])
     .collect();
-    let _worker = spawn(&worker_args, &[]);
+    let _worker = spawn(&worker_args, &[], &dir.path().join("worker.log"));
 
     let request = SubmitJobRequest {
         name: Some("failover".into()),
@@ -132,6 +155,31 @@ async fn workflows_survive_a_leader_sigkill_and_are_recorded_once() {
         assert!(Instant::now() < deadline, "not all running: {view:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // All three must be up before one is killed: a member that never started (its port taken
+    // between `free_addr` and its bind, say) would leave the survivors without a quorum.
+    for (id, proc) in &mut servers {
+        if let Ok(Some(status)) = proc.0.try_wait() {
+            panic!(
+                "server {id} exited before the kill ({status}):\n{}",
+                logs(dir.path())
+            );
+        }
+    }
+    for url in &urls {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !client
+            .cluster_status_at(url)
+            .await
+            .is_ok_and(|status| status.leader_id.is_some())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{url} knows no leader:\n{}",
+                logs(dir.path())
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     let leader = client.cluster_status().await.unwrap().leader_id.unwrap();
     let killed = servers.remove(&leader).unwrap();
     drop(killed); // SIGKILL
@@ -144,10 +192,17 @@ async fn workflows_survive_a_leader_sigkill_and_are_recorded_once() {
                 break answer.job;
             }
         }
-        assert!(
-            killed_at.elapsed() < Duration::from_secs(40),
-            "job never finished"
-        );
+        if killed_at.elapsed() > Duration::from_secs(40) {
+            let mut survivors = String::new();
+            for url in &urls {
+                let status = client.cluster_status_at(url).await;
+                survivors.push_str(&format!("{url}: {status:?}\n"));
+            }
+            panic!(
+                "job never finished after leader {leader} was killed\n{survivors}{}",
+                logs(dir.path())
+            );
+        }
     };
     eprintln!(
         "leader {leader} SIGKILLed; job finished {:?} later",
