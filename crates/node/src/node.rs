@@ -1,6 +1,5 @@
 //! [`Node`]: one manager. Opens the storage, starts openraft, the Raft TCP listener and the
-//! leader duties, and offers the operations the HTTP API needs (contract in
-//! `/work/node-contract.md`).
+//! leader duties, and offers the operations the HTTP API needs.
 //!
 //! It does not bind the HTTP API (the api layer's `serve` does) and does not retry on behalf of
 //! callers: a follower answers `NotLeader` with the leader's address.
@@ -37,7 +36,7 @@ use crate::raft::transfer::{self, TransferGate};
 use crate::raft::{PeerNode, Raft};
 use crate::transport::client::PeerPool;
 use crate::transport::link_filter::{DroppedCounts, LinkFilter};
-use crate::transport::server::RaftServer;
+use crate::transport::server::{BoundListener, RaftServer};
 use crate::transport::TransportStats;
 
 /// How long the syncing appender waits for company under `sync_policy = batch`. Default: 200 µs.
@@ -92,7 +91,19 @@ fn wal_options(policy: SyncPolicyConfig) -> WalOptions {
     }
 }
 
-async fn open_storage(config: &NodeConfig) -> Result<(LogStore, StateMachineStore)> {
+/// The opened storage, and the Raft listener when it was bound while the state was rebuilt.
+struct Opened {
+    log: LogStore,
+    sm: StateMachineStore,
+    early_listener: Option<BoundListener>,
+}
+
+/// Opens the WAL and sled side by side, then rebuilds the state. Between the two, the Raft
+/// address is bound (not served) so that the leader's connection waits in the accept queue
+/// instead of being refused (ADR 0024), unless the stored vote is this node's own: then it
+/// may have been the leader, and followers probing its port must keep finding it closed until
+/// it serves (`raft/election.rs`, `leader_alive`).
+async fn open_storage(config: &NodeConfig) -> Result<Opened> {
     let (sled_dir, snapshot_dir) = (
         config.data_dir.join("sled"),
         config.data_dir.join("snapshots"),
@@ -117,6 +128,10 @@ async fn open_storage(config: &NodeConfig) -> Result<(LogStore, StateMachineStor
     let wal = Arc::new(wal);
     let log = LogStore::new(wal.clone(), &wal_dir).await?;
     let purged_index = log.last_purged().await.map_or(0, |id| id.index);
+    let early_listener = match log.voted_for().await {
+        Some(candidate) if candidate == config.id => None,
+        _ => Some(BoundListener::bind(config.raft_addr).await?),
+    };
     let sm = tokio::task::spawn_blocking(move || {
         let replay = WalReplay {
             wal: &wal,
@@ -126,7 +141,11 @@ async fn open_storage(config: &NodeConfig) -> Result<(LogStore, StateMachineStor
     })
     .await
     .map_err(|e| Error::storage("open the state machine", e))??;
-    Ok((log, sm))
+    Ok(Opened {
+        log,
+        sm,
+        early_listener,
+    })
 }
 
 impl Node {
@@ -136,7 +155,15 @@ impl Node {
     pub async fn start(config: NodeConfig) -> Result<Node> {
         config.validate()?;
         let raft_config = Arc::new(config.openraft_config()?);
-        let (mut log, sm) = open_storage(&config).await?;
+        let Opened {
+            mut log,
+            sm,
+            early_listener,
+        } = open_storage(&config).await?;
+        let listener = match early_listener {
+            Some(listener) => listener,
+            None => BoundListener::bind(config.raft_addr).await?,
+        };
         let fresh = is_fresh(&mut log).await?;
         let stats = Arc::new(TransportStats::default());
         let links = Arc::new(LinkFilter::default());
@@ -147,6 +174,7 @@ impl Node {
             .await
             .map_err(|e| fatal_error("start openraft", e))?;
         let listened = listen_and_bootstrap(
+            listener,
             &raft,
             log.clone(),
             &config,
@@ -548,8 +576,9 @@ async fn is_fresh(log: &mut LogStore) -> Result<bool> {
     Ok(vote.is_none() && state.last_log_id.is_none())
 }
 
-/// Binds the Raft listener and, on a fresh node with initial members, bootstraps the group.
+/// Serves the Raft listener and, on a fresh node with initial members, bootstraps the group.
 async fn listen_and_bootstrap(
+    listener: BoundListener,
     raft: &Raft,
     log: LogStore,
     config: &NodeConfig,
@@ -559,7 +588,7 @@ async fn listen_and_bootstrap(
 ) -> Result<RaftServer> {
     let lease = Duration::from_millis(config.election_timeout_max_ms);
     let handler = Arc::new(RaftHandler::new(raft.clone(), log, lease));
-    let server = RaftServer::bind_with_filter(config.raft_addr, handler, stats, links).await?;
+    let server = listener.serve(handler, stats, links);
     if fresh && !config.initial_members.is_empty() {
         if let Err(e) = bootstrap(raft, &config.initial_members).await {
             server.shutdown().await;

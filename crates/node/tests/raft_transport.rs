@@ -1,5 +1,5 @@
 //! The Raft TCP transport on loopback: pipelined calls, refused frames counted without a panic,
-//! reconnect after the server comes back.
+//! reconnect after the server comes back, requests held by a listener bound before it serves.
 
 // Tests fail loudly on any unexpected error; that is their job.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,7 +11,7 @@ use std::time::Duration;
 use steward_node::transport::client::{CallError, PeerClient};
 use steward_node::transport::frame::{self, FrameKind, HEADER_BYTES};
 use steward_node::transport::message::{BoxFuture, RaftReply, RaftRpc, RpcHandler};
-use steward_node::transport::server::RaftServer;
+use steward_node::transport::server::{BoundListener, RaftServer};
 use steward_node::transport::TransportStats;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -225,4 +225,45 @@ async fn a_running_node_refuses_a_wrong_version_peer_and_counts_it() {
     assert_eq!(answer.get(6).copied(), Some(FrameKind::Refusal as u8));
     assert_eq!(node.metrics().transport.refused_version, 1);
     node.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_listener_bound_before_it_serves_holds_the_peer_and_what_it_sent() {
+    let listener = BoundListener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let client_stats = Arc::new(TransportStats::default());
+    let client = PeerClient::new(listener.local_addr(), client_stats.clone());
+    // Nothing serves yet: the connect succeeds (the kernel queues it), the call gets no answer.
+    let early = client
+        .call(
+            &RaftRpc::TimeoutNow { from: 49 },
+            Duration::from_millis(200),
+        )
+        .await;
+    assert!(
+        matches!(early, Err(CallError::Timeout { .. })),
+        "a held peer times out, it is not refused: {early:?}"
+    );
+    let stats = Arc::new(TransportStats::default());
+    let echo = Arc::new(Echo {
+        calls: AtomicU64::new(0),
+    });
+    let server = listener.serve(echo.clone(), stats.clone(), Arc::default());
+    let reply = client
+        .call(&RaftRpc::TimeoutNow { from: 7 }, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(matches!(reply, RaftReply::TimeoutNow(Err(text)) if text == "echo 7"));
+    assert_eq!(
+        echo.calls.load(Ordering::Relaxed),
+        2,
+        "the request sent before serving was handled too"
+    );
+    assert_eq!(
+        client_stats.snapshot().connects,
+        1,
+        "the held connection was kept"
+    );
+    server.shutdown().await;
 }

@@ -39,7 +39,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
-pub use crate::apply::{apply, apply_prepared};
+pub use crate::apply::{apply, apply_prepared, replay_prepared};
 pub use crate::codec::{
     body_hash, decode_proposal, encode_proposal, restore, snapshot, snapshot_frozen, state_hash,
     EVENT_SCHEMA_VERSION, EVENT_SCHEMA_VERSION_OLDEST, PROPOSAL_BYTES_MAX, PROPOSAL_MAGIC,

@@ -251,6 +251,16 @@ impl LogStore {
         self.wal.metrics()
     }
 
+    /// The node the stored vote is for, if any: this node itself when it was a candidate or the
+    /// leader in the last term it voted in.
+    pub async fn voted_for(&self) -> Option<NodeId> {
+        self.blob
+            .lock()
+            .await
+            .vote
+            .and_then(|vote| vote.leader_id().voted_for())
+    }
+
     /// The highest purged log id (entries at or below it are gone for openraft).
     pub async fn last_purged(&self) -> Option<LogId<NodeId>> {
         self.blob.lock().await.last_purged

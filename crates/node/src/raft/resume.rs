@@ -83,7 +83,8 @@ pub fn fold_wal(
         let mut applied = 0u64;
         for read in receiver {
             if let Some(mut prepared) = read.prepared {
-                steward_statemachine::apply_prepared(
+                // The view already holds these entries: nothing to list for it.
+                steward_statemachine::replay_prepared(
                     &mut state,
                     steward_statemachine::LogIndex(read.index),
                     &mut prepared,

@@ -22,6 +22,56 @@ use crate::transport::{read_frame, TransportStats};
 /// Requests handled concurrently per connection before the reader waits. Default: 256.
 pub const IN_FLIGHT_REQUESTS_MAX: usize = 256;
 
+/// The Raft address, bound but not served yet.
+///
+/// A node binds it before it opens its storage, which takes seconds over a large log: peers
+/// that connect meanwhile are held in the kernel's accept queue with what they send, instead
+/// of being refused and backing off. The leader's first heartbeat is then read the moment the
+/// node serves, rather than at the leader's next reconnect attempt (ADR 0024).
+pub struct BoundListener {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl BoundListener {
+    /// Binds `addr`; nothing is accepted until [`BoundListener::serve`].
+    pub async fn bind(addr: SocketAddr) -> Result<BoundListener> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::transport(format!("bind the Raft listener on {addr}"), e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Error::transport(format!("read the address bound for {addr}"), e))?;
+        Ok(BoundListener {
+            listener,
+            local_addr,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Starts accepting, first the connections already waiting, and serves their requests
+    /// with `handler` in the order they were sent. Requests from peers `filter` blocks are
+    /// dropped without a reply (test mode).
+    pub fn serve(
+        self,
+        handler: Arc<dyn RpcHandler>,
+        stats: Arc<TransportStats>,
+        filter: Arc<LinkFilter>,
+    ) -> RaftServer {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(self.listener, handler, stats, filter, stopped));
+        RaftServer {
+            local_addr: self.local_addr,
+            stop,
+            task,
+        }
+    }
+}
+
 /// A running listener. Dropping it does not stop it; call [`RaftServer::shutdown`].
 pub struct RaftServer {
     local_addr: SocketAddr,
@@ -47,19 +97,9 @@ impl RaftServer {
         stats: Arc<TransportStats>,
         filter: Arc<LinkFilter>,
     ) -> Result<RaftServer> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| Error::transport(format!("bind the Raft listener on {addr}"), e))?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| Error::transport(format!("read the address bound for {addr}"), e))?;
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, handler, stats, filter, stopped));
-        Ok(RaftServer {
-            local_addr,
-            stop,
-            task,
-        })
+        Ok(BoundListener::bind(addr)
+            .await?
+            .serve(handler, stats, filter))
     }
 
     /// The address actually bound (useful with port 0).

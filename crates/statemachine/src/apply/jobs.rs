@@ -46,7 +46,7 @@ pub(super) fn reserve_key(
     };
     state.index.add_key(&entry);
     slot.insert(Arc::new(entry));
-    context.report.touched.idempotency_keys.insert(key.clone());
+    context.touch_key(key);
     Ok(Outcome::Applied)
 }
 
@@ -112,12 +112,12 @@ pub(super) fn submit(
     );
     state.index.add_job(&job);
     slot.insert(Arc::new(job));
-    context.report.touched.jobs.insert(id);
+    context.touch_job(id);
     if let Some((key, entry)) = key_entry {
         state.index.remove_key(entry);
         entry.job = Some(id);
         entry.expires_at_ms = u64::MAX;
-        context.report.touched.idempotency_keys.insert(key.clone());
+        context.touch_key(key);
     }
     Ok(Outcome::JobAccepted { job: id })
 }
@@ -292,10 +292,10 @@ pub(super) fn expire_key(
     // The job loses its bound entry: a view that stores a bound entry with its job (the node's
     // sled view, ADR 0017) rewrites that job's record.
     if let Some(job) = entry.job {
-        context.report.touched.jobs.insert(job);
+        context.touch_job(job);
     }
     state.keys.remove(key);
-    context.report.touched.idempotency_keys.insert(key.clone());
+    context.touch_key(key);
     Ok(Outcome::Applied)
 }
 

@@ -16,7 +16,10 @@ pub(crate) mod workers;
 pub(crate) mod workflows;
 
 use crate::prepare::{Prepared, ReadySubmit};
-use crate::{ApplyReport, Event, LogIndex, Outcome, Proposal, Rejection, State};
+use crate::{
+    ApplyReport, Event, IdempotencyKey, JobId, LogIndex, Outcome, Proposal, Rejection, State,
+    WorkerId, WorkflowId,
+};
 
 /// Per-proposal context shared by the event handlers.
 pub(crate) struct Context<'r> {
@@ -33,12 +36,51 @@ pub(crate) struct Context<'r> {
     ready: &'r mut [Option<ReadySubmit>],
     /// The position of the event being applied.
     position: usize,
+    /// Whether `report.touched` lists the records changed.
+    touches: Touches,
+}
+
+/// Whether `apply` lists the records it changed in [`ApplyReport::touched`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Touches {
+    /// Listed: the node's view writer rewrites exactly those records.
+    Listed,
+    /// Not listed: a fold whose records are already written, or are never written.
+    Skipped,
 }
 
 impl Context<'_> {
     /// Takes the work done ahead for the current event, if it was prepared.
     pub fn take_ready(&mut self) -> Option<ReadySubmit> {
         self.ready.get_mut(self.position).and_then(Option::take)
+    }
+
+    /// Lists the job as changed.
+    pub fn touch_job(&mut self, job: JobId) {
+        if self.touches == Touches::Listed {
+            self.report.touched.jobs.insert(job);
+        }
+    }
+
+    /// Lists the idempotency entry as changed (or removed).
+    pub fn touch_key(&mut self, key: &IdempotencyKey) {
+        if self.touches == Touches::Listed {
+            self.report.touched.idempotency_keys.insert(key.clone());
+        }
+    }
+
+    /// Lists the worker as changed.
+    pub fn touch_worker(&mut self, worker: WorkerId) {
+        if self.touches == Touches::Listed {
+            self.report.touched.workers.insert(worker);
+        }
+    }
+
+    /// Lists the output record as written or dropped.
+    pub fn touch_output(&mut self, output: (JobId, WorkflowId)) {
+        if self.touches == Touches::Listed {
+            self.report.touched.outputs.insert(output);
+        }
     }
 }
 
@@ -50,7 +92,7 @@ type Applied = Result<Outcome, Rejection>;
 /// applied index is refused as a whole ([`Rejection::AlreadyApplied`]) and changes nothing, so
 /// replaying an already-applied suffix after a restart is harmless.
 pub fn apply(state: &mut State, index: LogIndex, proposal: &Proposal) -> ApplyReport {
-    apply_with(state, index, proposal, &mut [])
+    apply_with(state, index, proposal, &mut [], Touches::Listed)
 }
 
 /// [`apply`] for a [`Prepared`] proposal: the same result, with the spec-only work of its
@@ -58,7 +100,27 @@ pub fn apply(state: &mut State, index: LogIndex, proposal: &Proposal) -> ApplyRe
 /// (with the same result). Taken by reference so the caller decides where the proposal is
 /// dropped (the thread that allocated it frees it fastest).
 pub fn apply_prepared(state: &mut State, index: LogIndex, prepared: &mut Prepared) -> ApplyReport {
-    apply_with(state, index, &prepared.proposal, &mut prepared.submits)
+    apply_with(
+        state,
+        index,
+        &prepared.proposal,
+        &mut prepared.submits,
+        Touches::Listed,
+    )
+}
+
+/// [`apply_prepared`] for a fold that writes no view: the same state, outcomes and stop orders,
+/// with no record listed in [`ApplyReport::touched`] (only `globals`). A node's restart replays entries its view already holds
+/// (ADR 0015); listing what they touched would cost a copy of every key and a set insert per
+/// record, about a tenth of the fold, for a list nobody reads.
+pub fn replay_prepared(state: &mut State, index: LogIndex, prepared: &mut Prepared) -> ApplyReport {
+    apply_with(
+        state,
+        index,
+        &prepared.proposal,
+        &mut prepared.submits,
+        Touches::Skipped,
+    )
 }
 
 fn apply_with(
@@ -66,6 +128,7 @@ fn apply_with(
     index: LogIndex,
     proposal: &Proposal,
     ready: &mut [Option<ReadySubmit>],
+    touches: Touches,
 ) -> ApplyReport {
     let mut report = ApplyReport::new(index, proposal.events.len());
     let last_applied = state.globals.last_applied;
@@ -94,6 +157,7 @@ fn apply_with(
         report: &mut report,
         ready,
         position: 0,
+        touches,
     };
     for (position, event) in proposal.events.iter().enumerate() {
         context.position = position;
@@ -101,7 +165,7 @@ fn apply_with(
             .unwrap_or_else(|reason| Outcome::Rejected { reason });
         context.report.outcomes.push(outcome);
     }
-    state.compact_finished(&mut report);
+    state.compact_finished(&mut context);
     report
 }
 

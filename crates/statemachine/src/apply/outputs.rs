@@ -9,12 +9,12 @@ impl State {
     pub(crate) fn record_output(&mut self, context: &mut Context<'_>, output: WorkflowOutput) {
         let key = (output.job, output.workflow);
         self.outputs.insert(key, output);
-        context.report.touched.outputs.insert(key);
+        context.touch_output(key);
         while self.outputs.len() > OUTPUT_RECORDS_MAX {
             let Some((dropped, _)) = self.outputs.pop_first() else {
                 break;
             };
-            context.report.touched.outputs.insert(dropped);
+            context.touch_output(dropped);
         }
     }
 }

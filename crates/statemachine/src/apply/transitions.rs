@@ -8,8 +8,8 @@ use std::sync::Arc;
 use crate::apply::Context;
 use crate::state::{Indexes, KeyMap};
 use crate::{
-    ApplyReport, FailureCause, Happening, IdempotencyKey, Job, JobId, JobStatus, State, StopOrder,
-    WorkflowId, WorkflowRef, WorkflowState, WorkflowStatus,
+    FailureCause, Happening, IdempotencyKey, Job, JobId, JobStatus, State, StopOrder, WorkflowId,
+    WorkflowRef, WorkflowState, WorkflowStatus,
 };
 
 /// Changes one workflow's runtime state on a job already looked up, keeping the indexes in step,
@@ -42,7 +42,7 @@ pub(crate) fn change_workflow(
     if let Some((what, entries_max)) = what {
         job.record(context.index, context.now_ms, what, entries_max);
     }
-    context.report.touched.jobs.insert(job.id);
+    context.touch_job(job.id);
 }
 
 /// The status the job finishes with once every workflow is terminal: `Cancelled` if a cancel
@@ -85,7 +85,7 @@ impl State {
         let entries_max = self.globals.config.timeline_entries_max;
         if let Some(job) = self.jobs.get_mut(&job_id).map(Arc::make_mut) {
             job.record(context.index, context.now_ms, what, entries_max);
-            context.report.touched.jobs.insert(job_id);
+            context.touch_job(job_id);
         }
     }
 
@@ -147,7 +147,7 @@ impl State {
         job.finished_at_ms = Some(now_ms);
         job.trim_finished();
         index.retained_finished.insert((now_ms, job_id));
-        context.report.touched.jobs.insert(job_id);
+        context.touch_job(job_id);
         if let Some(key) = &job.idempotency_key {
             let ttl_ms = globals.config.idempotency_ttl_ms;
             commit_key(keys, index, context, job_id, key, ttl_ms);
@@ -212,7 +212,7 @@ impl State {
     }
 
     /// Compacts the oldest finished jobs beyond the retention limit.
-    pub(crate) fn compact_finished(&mut self, report: &mut ApplyReport) {
+    pub(crate) fn compact_finished(&mut self, context: &mut Context<'_>) {
         let retained = self.globals.config.retained_finished_jobs;
         while self.index.retained_finished.len() as u64 > retained {
             let Some((_, job_id)) = self.index.retained_finished.pop_first() else {
@@ -220,7 +220,7 @@ impl State {
             };
             if let Some(job) = self.jobs.get_mut(&job_id).map(Arc::make_mut) {
                 job.compact();
-                report.touched.jobs.insert(job_id);
+                context.touch_job(job_id);
             }
         }
     }
@@ -245,5 +245,5 @@ fn commit_key(
     entry.committed_at_ms = Some(context.now_ms);
     entry.expires_at_ms = context.now_ms.saturating_add(ttl_ms);
     index.add_key(entry);
-    context.report.touched.idempotency_keys.insert(key.clone());
+    context.touch_key(key);
 }

@@ -29,7 +29,7 @@ pub(super) fn register(
         lost_at_ms: None,
     };
     state.workers.insert(worker_id, worker);
-    context.report.touched.workers.insert(worker_id);
+    context.touch_worker(worker_id);
     Ok(Outcome::Applied)
 }
 
@@ -66,7 +66,7 @@ pub(super) fn drain(state: &mut State, context: &mut Context<'_>, worker_id: Wor
         });
     }
     worker.status = WorkerStatus::Draining;
-    context.report.touched.workers.insert(worker_id);
+    context.touch_worker(worker_id);
     Ok(Outcome::Applied)
 }
 
@@ -83,7 +83,7 @@ pub(super) fn lose(state: &mut State, context: &mut Context<'_>, worker_id: Work
     }
     worker.status = WorkerStatus::Lost;
     worker.lost_at_ms = Some(context.now_ms);
-    context.report.touched.workers.insert(worker_id);
+    context.touch_worker(worker_id);
     let assigned: Vec<_> = state
         .index
         .assignments
@@ -121,7 +121,7 @@ pub(super) fn lose(state: &mut State, context: &mut Context<'_>, worker_id: Work
                 .as_mut()
                 .and_then(|ext| ext.trackers.remove(&worker_id));
             if removed.is_some() {
-                context.report.touched.jobs.insert(job_id);
+                context.touch_job(job_id);
             }
         }
     }

@@ -9,10 +9,10 @@ use proptest::prelude::*;
 
 use super::harness::{spec, Sim};
 use crate::{
-    apply, apply_prepared, decide, decode_proposal, encode_proposal, restore, snapshot,
-    snapshot_frozen, state_hash, Command, Event, FenceToken, IdempotencyKey, JobId, JobStatus,
-    LogIndex, NodeId, Outcome, Prepared, ReportKind, State, StateConfig, Term, TimeoutReason,
-    WorkerId, WorkerReport, WorkerStatus, WorkflowId, WorkflowRef, WorkflowStatus,
+    apply, apply_prepared, decide, decode_proposal, encode_proposal, replay_prepared, restore,
+    snapshot, snapshot_frozen, state_hash, Command, Event, FenceToken, IdempotencyKey, JobId,
+    JobStatus, LogIndex, NodeId, Outcome, Prepared, ReportKind, State, StateConfig, Term,
+    TimeoutReason, WorkerId, WorkerReport, WorkerStatus, WorkflowId, WorkflowRef, WorkflowStatus,
 };
 
 /// One step of a random history; `pick` values select among existing jobs and workflows.
@@ -449,11 +449,19 @@ proptest! {
         let sim = run(&steps);
         let mut plain = State::new(small_config()).unwrap();
         let mut prepared = State::new(small_config()).unwrap();
+        let mut replayed = State::new(small_config()).unwrap();
         for (index, proposal) in &sim.log {
             let expected = apply(&mut plain, *index, proposal);
             let got = apply_prepared(&mut prepared, *index, &mut Prepared::new(proposal.clone()));
-            prop_assert_eq!(got, expected);
+            prop_assert_eq!(&got, &expected);
             prop_assert_eq!(state_hash(&prepared), state_hash(&plain));
+            let quiet = replay_prepared(&mut replayed, *index, &mut Prepared::new(proposal.clone()));
+            prop_assert_eq!(&quiet.outcomes, &expected.outcomes);
+            prop_assert_eq!(&quiet.stop_orders, &expected.stop_orders);
+            prop_assert_eq!(&quiet.eviction_candidates, &expected.eviction_candidates);
+            let listed_nothing = crate::Touched { globals: quiet.touched.globals, ..Default::default() };
+            prop_assert_eq!(&quiet.touched, &listed_nothing, "a replay lists no record");
+            prop_assert_eq!(state_hash(&replayed), state_hash(&plain));
         }
         let again = sim.log.last().map(|(index, proposal)| {
             apply_prepared(&mut prepared, *index, &mut Prepared::new(proposal.clone()))
