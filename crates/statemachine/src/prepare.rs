@@ -11,8 +11,10 @@ use crate::{decode_proposal, BodyHash, Event, Proposal, Result, StoredSpec};
 
 /// What `apply` needs of one `JobSubmitted` event that depends on its spec alone.
 pub(crate) struct ReadySubmit {
-    /// [`body_hash`] of the spec (only read for a keyed submit).
-    pub body_hash: BodyHash,
+    /// [`body_hash`] of the spec, for a keyed submit that does not directly follow the
+    /// reservation of its key (`apply` takes a reservation's hash for the submit right after
+    /// it, ADR 0025, and computes the hash itself if that reservation turns out not fresh).
+    pub body_hash: Option<BodyHash>,
     /// The spec as a job stores it.
     pub stored: StoredSpec,
 }
@@ -28,14 +30,27 @@ pub struct Prepared {
 impl Prepared {
     /// Does the spec-only work of every submit in `proposal`.
     pub fn new(proposal: Proposal) -> Prepared {
-        let submits = proposal
-            .events
+        let events = &proposal.events;
+        let submits = events
             .iter()
-            .map(|event| match event {
-                Event::JobSubmitted { spec, .. } => Some(ReadySubmit {
-                    body_hash: body_hash(spec),
-                    stored: StoredSpec::new(spec),
-                }),
+            .enumerate()
+            .map(|(position, event)| match event {
+                Event::JobSubmitted {
+                    idempotency_key,
+                    spec,
+                } => {
+                    let reserved_before = |key| {
+                        let before = position.checked_sub(1).and_then(|at| events.get(at));
+                        matches!(before, Some(Event::IdempotencyReserved { key: reserved, .. }) if reserved == key)
+                    };
+                    let needs_hash = idempotency_key
+                        .as_ref()
+                        .is_some_and(|key| !reserved_before(key));
+                    Some(ReadySubmit {
+                        body_hash: needs_hash.then(|| body_hash(spec)),
+                        stored: StoredSpec::new(spec),
+                    })
+                }
                 _ => None,
             })
             .collect();

@@ -14,10 +14,10 @@ use crate::{
     WorkflowRef, WorkflowStatus,
 };
 
-pub(super) fn reserve_key(
+pub(super) fn reserve_key<'r>(
     state: &mut State,
-    context: &mut Context<'_>,
-    key: &IdempotencyKey,
+    context: &mut Context<'r>,
+    key: &'r IdempotencyKey,
     hash: BodyHash,
 ) -> Applied {
     validate_key(key)?;
@@ -47,6 +47,7 @@ pub(super) fn reserve_key(
     state.index.add_key(&entry);
     slot.insert(Arc::new(entry));
     context.touch_key(key);
+    context.fresh_reservation = Some((context.position, key));
     Ok(Outcome::Applied)
 }
 
@@ -87,9 +88,14 @@ pub(super) fn submit(
             .keys
             .get_mut(key)
             .ok_or_else(|| Rejection::KeyNotReserved { key: key.clone() })?;
-        let hash = ready
-            .as_ref()
-            .map_or_else(|| body_hash(spec), |ready| ready.body_hash);
+        let hash = if context.reserved_just_before(key) {
+            entry.body_hash
+        } else {
+            ready
+                .as_ref()
+                .and_then(|ready| ready.body_hash)
+                .unwrap_or_else(|| body_hash(spec))
+        };
         if let Some(duplicate) = existing_key_outcome(&state.jobs, entry, hash)? {
             return Ok(duplicate);
         }

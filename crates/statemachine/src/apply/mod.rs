@@ -38,6 +38,8 @@ pub(crate) struct Context<'r> {
     position: usize,
     /// Whether `report.touched` lists the records changed.
     touches: Touches,
+    /// The position and key of the last event that reserved a key that was not live.
+    pub fresh_reservation: Option<(usize, &'r IdempotencyKey)>,
 }
 
 /// Whether `apply` lists the records it changed in [`ApplyReport::touched`].
@@ -49,7 +51,16 @@ enum Touches {
     Skipped,
 }
 
-impl Context<'_> {
+impl<'r> Context<'r> {
+    /// Whether the event just before the current one reserved `key` afresh: a submit there is
+    /// the reservation's own body (the leader appends the two for one submit), so the
+    /// reservation's body hash is its body hash (ADR 0025).
+    pub fn reserved_just_before(&self, key: &IdempotencyKey) -> bool {
+        self.position
+            .checked_sub(1)
+            .is_some_and(|before| self.fresh_reservation == Some((before, key)))
+    }
+
     /// Takes the work done ahead for the current event, if it was prepared.
     pub fn take_ready(&mut self) -> Option<ReadySubmit> {
         self.ready.get_mut(self.position).and_then(Option::take)
@@ -158,6 +169,7 @@ fn apply_with(
         ready,
         position: 0,
         touches,
+        fresh_reservation: None,
     };
     for (position, event) in proposal.events.iter().enumerate() {
         context.position = position;
@@ -169,7 +181,7 @@ fn apply_with(
     report
 }
 
-fn apply_event(state: &mut State, context: &mut Context<'_>, event: &Event) -> Applied {
+fn apply_event<'r>(state: &mut State, context: &mut Context<'r>, event: &'r Event) -> Applied {
     match event {
         Event::IdempotencyReserved { key, body_hash } => {
             jobs::reserve_key(state, context, key, *body_hash)

@@ -3,8 +3,9 @@
 
 use super::harness::{rejection, spec, Sim};
 use crate::{
-    decide, Command, DenialReason, Event, FenceToken, IdempotencyKey, JobStatus, LogIndex, Outcome,
-    Rejection, ReportKind, State, TimeoutReason, WorkerId, WorkflowId, WorkflowStatus,
+    decide, BodyHash, Command, DenialReason, Event, FenceToken, IdempotencyKey, JobStatus,
+    LogIndex, Outcome, Rejection, ReportKind, State, TimeoutReason, WorkerId, WorkflowId,
+    WorkflowStatus,
 };
 
 fn leader_with_worker(cores: u32) -> Sim {
@@ -706,4 +707,63 @@ fn replayer_stops_at_an_index_or_a_time_and_knows_the_fence() {
     }
     assert_eq!(until_index.applied().0, 2);
     assert_eq!(until_index.summary().last_applied, LogIndex(2));
+}
+
+/// ADR 0025: a submit right after the event that reserved its key afresh is that
+/// reservation's body, and takes its hash; a submit meeting a reservation made anywhere else is
+/// checked against it by hashing its own body.
+#[test]
+fn a_submit_takes_the_hash_of_the_reservation_just_before_it_and_checks_any_other() {
+    let mut sim = leader_with_worker(4);
+    let paired = IdempotencyKey::new("ci", "paired");
+    let claimed = BodyHash(7);
+    assert_ne!(claimed, crate::codec::body_hash(&spec("a", 1)));
+    let outcome = sim.propose(vec![
+        Event::IdempotencyReserved {
+            key: paired.clone(),
+            body_hash: claimed,
+        },
+        Event::JobSubmitted {
+            idempotency_key: Some(paired.clone()),
+            spec: spec("a", 1),
+        },
+    ]);
+    let Outcome::JobAccepted { job } = outcome else {
+        panic!("{outcome:?}")
+    };
+    let entry = sim.state.idempotency_entry(&paired).unwrap();
+    assert_eq!((entry.body_hash, entry.job), (claimed, Some(job)));
+
+    let apart = IdempotencyKey::new("ci", "apart");
+    sim.propose(vec![Event::IdempotencyReserved {
+        key: apart.clone(),
+        body_hash: claimed,
+    }]);
+    let outcome = sim.propose(vec![Event::JobSubmitted {
+        idempotency_key: Some(apart.clone()),
+        spec: spec("a", 1),
+    }]);
+    assert_eq!(
+        rejection(outcome),
+        Rejection::IdempotencyConflict {
+            key: apart.clone(),
+            original_job: None
+        }
+    );
+
+    let not_fresh = sim.propose(vec![
+        Event::IdempotencyReserved {
+            key: apart.clone(),
+            body_hash: crate::codec::body_hash(&spec("a", 1)),
+        },
+        Event::JobSubmitted {
+            idempotency_key: Some(apart.clone()),
+            spec: spec("a", 1),
+        },
+    ]);
+    assert!(
+        matches!(not_fresh, Outcome::Rejected { .. }),
+        "a reservation that was not fresh pairs with nothing: {not_fresh:?}"
+    );
+    assert_eq!(sim.state.jobs().count(), 1);
 }
