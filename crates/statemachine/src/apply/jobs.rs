@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use crate::apply::{Applied, Context};
 use crate::codec::body_hash;
+use crate::prepare::ReadySubmit;
 use crate::spec::validate_key;
+use crate::state::Indexes;
 use crate::{
-    BodyHash, FenceToken, Happening, IdempotencyEntry, IdempotencyKey, Job, JobId, JobSpec, NodeId,
-    Outcome, Rejection, State, StopOrder, StoredSpec, Term, TimeoutReason, TimeoutRecord,
-    WorkflowRef, WorkflowStatus,
+    BodyHash, Event, FenceToken, Happening, IdempotencyEntry, IdempotencyKey, Job, JobId, JobSpec,
+    NodeId, Outcome, Rejection, State, StateConfig, StopOrder, StoredSpec, Term, TimeoutReason,
+    TimeoutRecord, WorkflowRef, WorkflowStatus,
 };
 
 pub(super) fn reserve_key<'r>(
@@ -103,11 +105,86 @@ pub(super) fn submit(
     }
     let id =
         JobId::from_position(context.index, context.jobs_created).ok_or(Rejection::TooManyJobs)?;
-    let Entry::Vacant(slot) = state.jobs.entry(id) else {
+    let parts = (&mut state.jobs, &mut state.index, &state.globals.config);
+    create_job(parts, context, id, key, spec, ready);
+    if let Some((key, entry)) = key_entry {
+        state.index.remove_key(entry);
+        entry.job = Some(id);
+        entry.expires_at_ms = u64::MAX;
+        context.touch_key(key);
+    }
+    Ok(Outcome::JobAccepted { job: id })
+}
+
+/// A keyed submit's two events at once, when the first reserves a key that is not live and
+/// the second is that key's valid submit: what applying them one after the other does
+/// (`Applied`, then `JobAccepted`), with the entry inserted already bound. One search of the key
+/// map instead of three, and the key never enters and leaves the expiry index. `None`, having
+/// changed nothing, when the pair is anything else; the caller then applies them one by one.
+pub(super) fn reserve_and_submit(
+    state: &mut State,
+    context: &mut Context<'_>,
+    first: &Event,
+    second: Option<&Event>,
+) -> Option<JobId> {
+    let (
+        Event::IdempotencyReserved { key, body_hash },
+        Some(Event::JobSubmitted {
+            idempotency_key: Some(submitted_key),
+            spec,
+        }),
+    ) = (first, second)
+    else {
+        return None;
+    };
+    if key != submitted_key || validate_key(key).is_err() || spec.validate().is_err() {
+        return None;
+    }
+    if state.keys.len() as u64 >= state.globals.config.idempotency_live_keys_max {
+        return None;
+    }
+    let id = JobId::from_position(context.index, context.jobs_created)?;
+    let Entry::Vacant(slot) = state.keys.entry(key) else {
+        return None;
+    };
+    // The submit's own slot of prepared work (the reservation has none).
+    context.advance();
+    let ready = context.take_ready();
+    let parts = (&mut state.jobs, &mut state.index, &state.globals.config);
+    create_job(parts, context, id, Some(key), spec, ready);
+    slot.insert(Arc::new(IdempotencyEntry {
+        key: key.clone(),
+        body_hash: *body_hash,
+        job: Some(id),
+        reserved_at_ms: context.now_ms,
+        committed_at_ms: None,
+        expires_at_ms: u64::MAX,
+    }));
+    context.touch_key(key);
+    Some(id)
+}
+
+/// What creating a job changes: the jobs, the indexes, and the configuration it reads.
+type JobsAndIndex<'a> = (
+    &'a mut BTreeMap<JobId, Arc<Job>>,
+    &'a mut Indexes,
+    &'a StateConfig,
+);
+
+/// Creates the job of an accepted submit with id `id` and records its submission.
+fn create_job(
+    (jobs, index, config): JobsAndIndex<'_>,
+    context: &mut Context<'_>,
+    id: JobId,
+    key: Option<&IdempotencyKey>,
+    spec: &JobSpec,
+    ready: Option<ReadySubmit>,
+) {
+    let Entry::Vacant(slot) = jobs.entry(id) else {
         panic!("invariant: job id {id} derived twice: index went backwards");
     };
     context.jobs_created += 1;
-    let entries_max = state.globals.config.timeline_entries_max;
+    let entries_max = config.timeline_entries_max;
     let stored = ready.map_or_else(|| StoredSpec::new(spec), |ready| ready.stored);
     let mut job = Job::new(id, key.cloned(), spec, stored, context.now_ms, entries_max);
     job.record(
@@ -116,16 +193,9 @@ pub(super) fn submit(
         Happening::Submitted,
         entries_max,
     );
-    state.index.add_job(&job);
+    index.add_job(&job);
     slot.insert(Arc::new(job));
     context.touch_job(id);
-    if let Some((key, entry)) = key_entry {
-        state.index.remove_key(entry);
-        entry.job = Some(id);
-        entry.expires_at_ms = u64::MAX;
-        context.touch_key(key);
-    }
-    Ok(Outcome::JobAccepted { job: id })
 }
 
 pub(super) fn request_cancel(

@@ -42,6 +42,16 @@ pub(crate) struct Context<'r> {
     pub fresh_reservation: Option<(usize, &'r IdempotencyKey)>,
 }
 
+/// Whether `apply` takes a keyed submit's two events at once ([`jobs::reserve_and_submit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pairs {
+    /// At once where they can be: what every caller gets.
+    Fused,
+    /// One by one, the reference the fused path is tested against.
+    #[cfg(test)]
+    OneByOne,
+}
+
 /// Whether `apply` lists the records it changed in [`ApplyReport::touched`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Touches {
@@ -59,6 +69,11 @@ impl<'r> Context<'r> {
         self.position
             .checked_sub(1)
             .is_some_and(|before| self.fresh_reservation == Some((before, key)))
+    }
+
+    /// Moves on to the next event, for a handler that applies two at once.
+    pub fn advance(&mut self) {
+        self.position += 1;
     }
 
     /// Takes the work done ahead for the current event, if it was prepared.
@@ -103,7 +118,31 @@ type Applied = Result<Outcome, Rejection>;
 /// applied index is refused as a whole ([`Rejection::AlreadyApplied`]) and changes nothing, so
 /// replaying an already-applied suffix after a restart is harmless.
 pub fn apply(state: &mut State, index: LogIndex, proposal: &Proposal) -> ApplyReport {
-    apply_with(state, index, proposal, &mut [], Touches::Listed)
+    apply_with(
+        state,
+        index,
+        proposal,
+        &mut [],
+        Touches::Listed,
+        Pairs::Fused,
+    )
+}
+
+/// [`apply`] with a keyed submit's two events applied one by one.
+#[cfg(test)]
+pub(crate) fn apply_one_by_one(
+    state: &mut State,
+    index: LogIndex,
+    proposal: &Proposal,
+) -> ApplyReport {
+    apply_with(
+        state,
+        index,
+        proposal,
+        &mut [],
+        Touches::Listed,
+        Pairs::OneByOne,
+    )
 }
 
 /// [`apply`] for a [`Prepared`] proposal: the same result, with the spec-only work of its
@@ -117,13 +156,14 @@ pub fn apply_prepared(state: &mut State, index: LogIndex, prepared: &mut Prepare
         &prepared.proposal,
         &mut prepared.submits,
         Touches::Listed,
+        Pairs::Fused,
     )
 }
 
 /// [`apply_prepared`] for a fold that writes no view: the same state, outcomes and stop orders,
-/// with no record listed in [`ApplyReport::touched`] (only `globals`). A node's restart replays entries its view already holds
-/// (ADR 0015); listing what they touched would cost a copy of every key and a set insert per
-/// record, about a tenth of the fold, for a list nobody reads.
+/// with no record listed in [`ApplyReport::touched`] (only `globals`). A node's restart replays
+/// entries its view already holds (ADR 0015); listing what they touched would cost a copy of
+/// every key and a set insert per record, about a tenth of the fold, for a list nobody reads.
 pub fn replay_prepared(state: &mut State, index: LogIndex, prepared: &mut Prepared) -> ApplyReport {
     apply_with(
         state,
@@ -131,6 +171,7 @@ pub fn replay_prepared(state: &mut State, index: LogIndex, prepared: &mut Prepar
         &prepared.proposal,
         &mut prepared.submits,
         Touches::Skipped,
+        Pairs::Fused,
     )
 }
 
@@ -140,6 +181,7 @@ fn apply_with(
     proposal: &Proposal,
     ready: &mut [Option<ReadySubmit>],
     touches: Touches,
+    pairs: Pairs,
 ) -> ApplyReport {
     let mut report = ApplyReport::new(index, proposal.events.len());
     let last_applied = state.globals.last_applied;
@@ -171,11 +213,23 @@ fn apply_with(
         touches,
         fresh_reservation: None,
     };
-    for (position, event) in proposal.events.iter().enumerate() {
-        context.position = position;
-        let outcome = apply_event(state, &mut context, event)
-            .unwrap_or_else(|reason| Outcome::Rejected { reason });
-        context.report.outcomes.push(outcome);
+    let events = &proposal.events;
+    while let Some(event) = events.get(context.position) {
+        let next = events.get(context.position + 1);
+        let fused = match pairs {
+            Pairs::Fused => jobs::reserve_and_submit(state, &mut context, event, next),
+            #[cfg(test)]
+            Pairs::OneByOne => None,
+        };
+        if let Some(job) = fused {
+            let outcomes = &mut context.report.outcomes;
+            outcomes.extend([Outcome::Applied, Outcome::JobAccepted { job }]);
+        } else {
+            let outcome = apply_event(state, &mut context, event)
+                .unwrap_or_else(|reason| Outcome::Rejected { reason });
+            context.report.outcomes.push(outcome);
+        }
+        context.advance();
     }
     state.compact_finished(&mut context);
     report

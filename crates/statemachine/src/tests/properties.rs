@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::harness::{spec, Sim};
+use crate::apply::apply_one_by_one;
 use crate::{
     apply, apply_prepared, decide, decode_proposal, encode_proposal, replay_prepared, restore,
     snapshot, snapshot_frozen, state_hash, Command, Event, FenceToken, IdempotencyKey, JobId,
@@ -81,6 +82,42 @@ fn step() -> impl Strategy<Value = Step> {
         3 => (0u64..40_000).prop_map(|ms| Step::Advance { ms }),
         1 => (any::<u8>(), any::<bool>())
             .prop_map(|(pick, stuck)| Step::ForcedTimeout { pick, stuck }),
+    ]
+}
+
+/// A reservation or a submit over five keys (one of them invalid; the other four are more than
+/// `small_config` keeps live) and three specs (one of them invalid), with a hash that matches
+/// either valid spec or neither.
+fn raw_key_event() -> impl Strategy<Value = Event> {
+    let key = |n: u8| {
+        IdempotencyKey::new(
+            "p",
+            if n == 3 {
+                String::new()
+            } else {
+                format!("k{n}")
+            },
+        )
+    };
+    let body = |n: u8| match n {
+        0 | 1 => spec(&format!("s{n}"), 1),
+        _ => crate::JobSpec {
+            workflows: Vec::new(),
+            ..spec("bad", 1)
+        },
+    };
+    prop_oneof![
+        (0u8..5, 0u8..3).prop_map(move |(k, h)| Event::IdempotencyReserved {
+            key: key(k),
+            body_hash: match h {
+                0 | 1 => crate::codec::body_hash(&body(h)),
+                _ => crate::BodyHash(7),
+            },
+        }),
+        (proptest::option::of(0u8..5), 0u8..3).prop_map(move |(k, b)| Event::JobSubmitted {
+            idempotency_key: k.map(key),
+            spec: body(b),
+        }),
     ]
 }
 
@@ -468,6 +505,39 @@ proptest! {
         });
         prop_assert!(again.is_none_or(|report| report.touched.jobs.is_empty()), "an applied entry is refused");
         prop_assert_eq!(snapshot(&prepared).unwrap(), snapshot(&sim.state).unwrap());
+    }
+
+    #[test]
+    fn keyed_submits_applied_at_once_equal_one_by_one(steps in proptest::collection::vec(step(), 1..80)) {
+        let sim = run(&steps);
+        let mut fused = State::new(small_config()).unwrap();
+        let mut reference = State::new(small_config()).unwrap();
+        for (index, proposal) in &sim.log {
+            let expected = apply_one_by_one(&mut reference, *index, proposal);
+            let got = apply(&mut fused, *index, proposal);
+            prop_assert_eq!(&got, &expected);
+            prop_assert_eq!(state_hash(&fused), state_hash(&reference));
+            prop_assert_eq!(&fused.index, &reference.index);
+        }
+    }
+
+    /// Raw reservation and submit events in any order and combination (keys live or not,
+    /// matching or not, invalid keys and specs, the live-key bound reached), as no `decide`
+    /// writes them: the fused path must still equal the one-by-one fold.
+    #[test]
+    fn raw_reservations_and_submits_apply_at_once_as_one_by_one(
+        entries in proptest::collection::vec(proptest::collection::vec(raw_key_event(), 1..6), 1..12)
+    ) {
+        let mut fused = State::new(small_config()).unwrap();
+        let mut reference = State::new(small_config()).unwrap();
+        for (position, events) in (1u64..).zip(entries) {
+            let proposal = crate::Proposal { stamp_ms: 1_000 * position, events };
+            let expected = apply_one_by_one(&mut reference, LogIndex(position), &proposal);
+            let got = apply(&mut fused, LogIndex(position), &proposal);
+            prop_assert_eq!(&got, &expected);
+            prop_assert_eq!(state_hash(&fused), state_hash(&reference));
+            prop_assert_eq!(&fused.index, &reference.index);
+        }
     }
 
     #[test]
