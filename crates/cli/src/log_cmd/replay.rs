@@ -3,17 +3,19 @@
 //!
 //! The fold is `steward_statemachine`'s own (`replay_source::Folder`), so the state hash printed
 //! is the one the node computes for the same prefix (except with `--job`, which keeps full
-//! timelines). Read-only.
+//! timelines). A second thread reads, decodes and prepares the records while the first folds
+//! them, as a node's restart does (ADR 0023). Read-only.
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::mpsc;
 
 use anyhow::Context as _;
 use clap::Args;
 use serde::Serialize;
 use steward_statemachine::{JobId, JobView, LogIndex, StopAt, Summary};
 
-use super::replay_source::{start, FoldStats, Folder, Source, Start};
+use super::replay_source::{start, FoldStats, Folder, Ready, Source, Start};
 use super::replay_time::{format_ms, parse_time};
 
 /// Arguments of `steward log replay`.
@@ -97,16 +99,50 @@ fn fold(
     source: &Source,
     start: Start,
     stop: StopAt,
-    records: &mut impl Iterator<Item = steward_log::Result<steward_log::DirRecord>>,
+    records: &mut (impl Iterator<Item = steward_log::Result<steward_log::DirRecord>> + Send),
 ) -> anyhow::Result<Folder> {
+    let start_index = start.index;
     let mut folder = Folder::new(start, stop);
+    std::thread::scope(|scope| {
+        let (sender, receiver) = mpsc::sync_channel(READ_AHEAD_ENTRIES);
+        std::thread::Builder::new()
+            .name("wal-replay".to_owned())
+            .spawn_scoped(scope, move || read_ahead(records, start_index, &sender))
+            .context("cannot start the thread that reads the log")?;
+        // Leaving this closure drops `receiver`, which stops the reader at its next send.
+        for read in receiver {
+            let (index, ready) =
+                read.with_context(|| format!("cannot read {}", source.wal_dir.display()))?;
+            if !folder.feed_ready(index, ready) {
+                break;
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(folder)
+}
+
+/// Entries read and made ready ahead of the fold: enough to keep both threads busy, few enough
+/// that a stop point early in a long log wastes little.
+const READ_AHEAD_ENTRIES: usize = 256;
+
+/// Reads, decodes and prepares the records after `start_index` and hands them over in order,
+/// so that the folding thread only applies (as a node's restart does, ADR 0023).
+fn read_ahead(
+    records: &mut (impl Iterator<Item = steward_log::Result<steward_log::DirRecord>> + Send),
+    start_index: u64,
+    sender: &mpsc::SyncSender<steward_log::Result<(u64, Ready)>>,
+) {
     for record in records {
-        let record = record.with_context(|| format!("cannot read {}", source.wal_dir.display()))?;
-        if !folder.feed(&record) {
-            break;
+        let read = match record {
+            Ok(record) if record.index.0 <= start_index => continue,
+            Ok(record) => Ok((record.index.0, Ready::of(&record))),
+            Err(e) => Err(e),
+        };
+        if sender.send(read).is_err() {
+            return;
         }
     }
-    Ok(folder)
 }
 
 fn write_provenance(p: &Provenance, stats: &FoldStats, out: &mut dyn Write) -> anyhow::Result<()> {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 use steward_log::{read_dir_records, DirRecord, DirRecords};
 use steward_node::raft::state_machine::read_latest_snapshot;
-use steward_statemachine::{LogIndex, Replayer, State, StateConfig, StopAt};
+use steward_statemachine::{LogIndex, Prepared, Replayer, State, StateConfig, StopAt};
 
 use super::decode::{decode, Decoded};
 
@@ -143,6 +143,31 @@ pub(super) struct FoldStats {
     pub last_index: u64,
 }
 
+/// A record made ready to fold: decoded, and a proposal's spec-only work done (ADR 0023), by
+/// whichever thread reads the log.
+pub(super) enum Ready {
+    /// A proposal, prepared.
+    Proposal(Prepared),
+    /// A leader's no-op entry.
+    Blank,
+    /// A membership change.
+    Membership,
+    /// A payload that does not decode, or an unknown kind (skipped, as the node skips it).
+    Undecodable,
+}
+
+impl Ready {
+    /// Decodes `record` and prepares its proposal.
+    pub fn of(record: &DirRecord) -> Ready {
+        match decode(record) {
+            Decoded::Proposal(proposal) => Ready::Proposal(Prepared::new(proposal)),
+            Decoded::Blank => Ready::Blank,
+            Decoded::Membership(_) => Ready::Membership,
+            Decoded::Undecodable(_) => Ready::Undecodable,
+        }
+    }
+}
+
 /// Feeds records to a [`Replayer`] until the stop point.
 #[derive(Debug)]
 pub(super) struct Folder {
@@ -174,22 +199,36 @@ impl Folder {
         if index <= self.start_index {
             return true;
         }
+        self.feed_ready(index, Ready::of(record))
+    }
+
+    /// [`Folder::feed`] for the record at `index`, already made ready. A record at or before
+    /// the start state's index need not be made ready: it is not folded.
+    pub fn feed_ready(&mut self, index: u64, ready: Ready) -> bool {
+        if index <= self.start_index {
+            return true;
+        }
         if matches!(self.stop, StopAt::Index(LogIndex(last)) if index > last)
             || self.replayer.is_stopped()
         {
             return false;
         }
-        match decode(record) {
-            Decoded::Proposal(proposal) => {
-                if self.replayer.feed(LogIndex(index), &proposal).is_none() {
+        match ready {
+            Ready::Proposal(mut prepared) => {
+                let events = prepared.proposal().events.len() as u64;
+                if self
+                    .replayer
+                    .feed_prepared(LogIndex(index), &mut prepared)
+                    .is_none()
+                {
                     return false;
                 }
                 self.stats.proposals += 1;
-                self.stats.events += proposal.events.len() as u64;
+                self.stats.events += events;
             }
-            Decoded::Blank => self.stats.blanks += 1,
-            Decoded::Membership(_) => self.stats.memberships += 1,
-            Decoded::Undecodable(_) => {
+            Ready::Blank => self.stats.blanks += 1,
+            Ready::Membership => self.stats.memberships += 1,
+            Ready::Undecodable => {
                 self.stats.undecodable += 1;
                 self.stats.first_undecodable.get_or_insert(index);
             }
