@@ -42,6 +42,32 @@ pub(crate) struct Context<'r> {
     pub fresh_reservation: Option<(usize, &'r IdempotencyKey)>,
 }
 
+/// How a fold runs: what it lists, and how it takes keyed submits.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    touches: Touches,
+    pairs: Pairs,
+}
+
+impl Mode {
+    /// `apply` and `apply_prepared`: everything listed, pairs at once.
+    const LIVE: Mode = Mode {
+        touches: Touches::Listed,
+        pairs: Pairs::Fused,
+    };
+    /// `replay_prepared`: nothing listed, pairs at once.
+    const REPLAY: Mode = Mode {
+        touches: Touches::Skipped,
+        pairs: Pairs::Fused,
+    };
+    /// The reference of the property tests: everything listed, pairs one by one.
+    #[cfg(test)]
+    const ONE_BY_ONE: Mode = Mode {
+        touches: Touches::Listed,
+        pairs: Pairs::OneByOne,
+    };
+}
+
 /// Whether `apply` takes a keyed submit's two events at once ([`jobs::reserve_and_submit`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pairs {
@@ -118,14 +144,7 @@ type Applied = Result<Outcome, Rejection>;
 /// applied index is refused as a whole ([`Rejection::AlreadyApplied`]) and changes nothing, so
 /// replaying an already-applied suffix after a restart is harmless.
 pub fn apply(state: &mut State, index: LogIndex, proposal: &Proposal) -> ApplyReport {
-    apply_with(
-        state,
-        index,
-        proposal,
-        &mut [],
-        Touches::Listed,
-        Pairs::Fused,
-    )
+    apply_with(state, index, proposal, &mut [], Mode::LIVE)
 }
 
 /// [`apply`] with a keyed submit's two events applied one by one.
@@ -135,14 +154,7 @@ pub(crate) fn apply_one_by_one(
     index: LogIndex,
     proposal: &Proposal,
 ) -> ApplyReport {
-    apply_with(
-        state,
-        index,
-        proposal,
-        &mut [],
-        Touches::Listed,
-        Pairs::OneByOne,
-    )
+    apply_with(state, index, proposal, &mut [], Mode::ONE_BY_ONE)
 }
 
 /// [`apply`] for a [`Prepared`] proposal: the same result, with the spec-only work of its
@@ -150,14 +162,8 @@ pub(crate) fn apply_one_by_one(
 /// (with the same result). Taken by reference so the caller decides where the proposal is
 /// dropped (the thread that allocated it frees it fastest).
 pub fn apply_prepared(state: &mut State, index: LogIndex, prepared: &mut Prepared) -> ApplyReport {
-    apply_with(
-        state,
-        index,
-        &prepared.proposal,
-        &mut prepared.submits,
-        Touches::Listed,
-        Pairs::Fused,
-    )
+    let proposal = &prepared.proposal;
+    apply_with(state, index, proposal, &mut prepared.submits, Mode::LIVE)
 }
 
 /// [`apply_prepared`] for a fold that writes no view: the same state, outcomes and stop orders,
@@ -165,14 +171,8 @@ pub fn apply_prepared(state: &mut State, index: LogIndex, prepared: &mut Prepare
 /// entries its view already holds (ADR 0015); listing what they touched would cost a copy of
 /// every key and a set insert per record, about a tenth of the fold, for a list nobody reads.
 pub fn replay_prepared(state: &mut State, index: LogIndex, prepared: &mut Prepared) -> ApplyReport {
-    apply_with(
-        state,
-        index,
-        &prepared.proposal,
-        &mut prepared.submits,
-        Touches::Skipped,
-        Pairs::Fused,
-    )
+    let proposal = &prepared.proposal;
+    apply_with(state, index, proposal, &mut prepared.submits, Mode::REPLAY)
 }
 
 fn apply_with(
@@ -180,8 +180,7 @@ fn apply_with(
     index: LogIndex,
     proposal: &Proposal,
     ready: &mut [Option<ReadySubmit>],
-    touches: Touches,
-    pairs: Pairs,
+    mode: Mode,
 ) -> ApplyReport {
     let mut report = ApplyReport::new(index, proposal.events.len());
     let last_applied = state.globals.last_applied;
@@ -210,13 +209,13 @@ fn apply_with(
         report: &mut report,
         ready,
         position: 0,
-        touches,
+        touches: mode.touches,
         fresh_reservation: None,
     };
     let events = &proposal.events;
     while let Some(event) = events.get(context.position) {
         let next = events.get(context.position + 1);
-        let fused = match pairs {
+        let fused = match mode.pairs {
             Pairs::Fused => jobs::reserve_and_submit(state, &mut context, event, next),
             #[cfg(test)]
             Pairs::OneByOne => None,
