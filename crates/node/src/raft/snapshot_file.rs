@@ -148,6 +148,11 @@ impl SnapshotDir {
     /// then are older snapshots deleted. Durable on return, so the WAL may be purged up to
     /// `last_index` afterwards. A crash before the rename leaves a temporary file that
     /// [`SnapshotDir::open`] removes, and the previous snapshot intact.
+    ///
+    /// A newer snapshot is never deleted: a build runs on a thread of its own (ADR 0020) while
+    /// openraft goes on, so an installed snapshot, and the WAL purge behind it, can land while
+    /// an older build is still writing. That build's file is then the stale one; it stays
+    /// until the next write, and [`SnapshotDir::latest_path`] never picks it.
     pub fn write(&self, last_index: u64, snapshot_id: &str, image: &[u8]) -> Result<PathBuf> {
         let safe_id: String = snapshot_id
             .chars()
@@ -162,8 +167,10 @@ impl SnapshotDir {
         drop(file);
         fs::rename(&tmp, &path).map_err(io(format!("rename {}", tmp.display())))?;
         self.sync_dir()?;
+        // Names embed the zero-padded last index first, so a name that sorts before this one
+        // covers less (or the same index under an older id).
         for old in self.list(SNAPSHOT_SUFFIX)? {
-            if old != path {
+            if old < path {
                 fs::remove_file(&old).map_err(io(format!("remove {}", old.display())))?;
             }
         }
@@ -239,5 +246,36 @@ mod tests {
         assert!(path.to_string_lossy().contains("00000000000000000012"));
         assert_eq!(decode(&image, "t").unwrap(), b"twelve");
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
+    }
+
+    /// A build that finishes after a newer snapshot was written (an install while the build
+    /// was paced out on its own thread) must not delete the newer one: the WAL may already be
+    /// purged up to it.
+    #[test]
+    fn an_older_snapshot_written_late_leaves_the_newer_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SnapshotDir::open(tmp.path()).unwrap();
+        dir.write(5, "1-5-a", &encode(b"five")).unwrap();
+        dir.write(20, "3-20-c", &encode(b"twenty")).unwrap();
+        dir.write(12, "2-12-b", &encode(b"twelve")).unwrap();
+        let (path, image) = dir.read_latest().unwrap().unwrap();
+        assert!(path.to_string_lossy().contains("00000000000000000020"));
+        assert_eq!(decode(&image, "t").unwrap(), b"twenty");
+        let names: Vec<String> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !names
+                .iter()
+                .any(|name| name.contains("00000000000000000005")),
+            "older than both: deleted ({names:?})"
+        );
+        dir.write(25, "3-25-d", &encode(b"twenty-five")).unwrap();
+        assert_eq!(
+            fs::read_dir(tmp.path()).unwrap().count(),
+            1,
+            "the next write cleans up"
+        );
     }
 }
