@@ -121,6 +121,21 @@ fn raw_key_event() -> impl Strategy<Value = Event> {
     ]
 }
 
+/// Folds `log` with keyed submit pairs applied at once and one by one, and checks after every
+/// entry that the reports, the state hashes and the indexes agree.
+fn fused_and_one_by_one_agree(log: &[(LogIndex, crate::Proposal)]) -> Result<(), TestCaseError> {
+    let mut fused = State::new(small_config()).unwrap();
+    let mut reference = State::new(small_config()).unwrap();
+    for (index, proposal) in log {
+        let expected = apply_one_by_one(&mut reference, *index, proposal);
+        let got = apply(&mut fused, *index, proposal);
+        prop_assert_eq!(&got, &expected);
+        prop_assert_eq!(state_hash(&fused), state_hash(&reference));
+        prop_assert_eq!(&fused.index, &reference.index);
+    }
+    Ok(())
+}
+
 fn small_config() -> StateConfig {
     StateConfig {
         cancel_grace_ms: 30_000,
@@ -510,15 +525,7 @@ proptest! {
     #[test]
     fn keyed_submits_applied_at_once_equal_one_by_one(steps in proptest::collection::vec(step(), 1..80)) {
         let sim = run(&steps);
-        let mut fused = State::new(small_config()).unwrap();
-        let mut reference = State::new(small_config()).unwrap();
-        for (index, proposal) in &sim.log {
-            let expected = apply_one_by_one(&mut reference, *index, proposal);
-            let got = apply(&mut fused, *index, proposal);
-            prop_assert_eq!(&got, &expected);
-            prop_assert_eq!(state_hash(&fused), state_hash(&reference));
-            prop_assert_eq!(&fused.index, &reference.index);
-        }
+        fused_and_one_by_one_agree(&sim.log)?;
     }
 
     /// Raw reservation and submit events in any order and combination (keys live or not,
@@ -528,16 +535,11 @@ proptest! {
     fn raw_reservations_and_submits_apply_at_once_as_one_by_one(
         entries in proptest::collection::vec(proptest::collection::vec(raw_key_event(), 1..6), 1..12)
     ) {
-        let mut fused = State::new(small_config()).unwrap();
-        let mut reference = State::new(small_config()).unwrap();
-        for (position, events) in (1u64..).zip(entries) {
-            let proposal = crate::Proposal { stamp_ms: 1_000 * position, events };
-            let expected = apply_one_by_one(&mut reference, LogIndex(position), &proposal);
-            let got = apply(&mut fused, LogIndex(position), &proposal);
-            prop_assert_eq!(&got, &expected);
-            prop_assert_eq!(state_hash(&fused), state_hash(&reference));
-            prop_assert_eq!(&fused.index, &reference.index);
-        }
+        let log: Vec<(LogIndex, crate::Proposal)> = (1u64..)
+            .zip(entries)
+            .map(|(position, events)| (LogIndex(position), crate::Proposal { stamp_ms: 1_000 * position, events }))
+            .collect();
+        fused_and_one_by_one_agree(&log)?;
     }
 
     #[test]
