@@ -49,4 +49,4 @@ pub use options::{
 pub use read::{Iter, ITER_CHUNK_RECORDS};
 pub use record::{LogIndex, Record};
 pub use recovery::{RecoveryReport, RepairAction, RepairReport, TornTailCut};
-pub use wal::{Wal, WriteTicket};
+pub use wal::{TryWrite, Wal, WriteTicket};

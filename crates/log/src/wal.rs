@@ -3,7 +3,7 @@
 //! `vote`.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 use std::time::Instant;
 
 use crate::commit::GroupCommit;
@@ -68,11 +68,27 @@ impl State {
         (first.records() > 0).then_some(first.first_index)
     }
 
+    /// Whether `len` more frame bytes fit in the active segment as it is (no roll, no growth).
+    fn active_fits(&self, len: u64) -> bool {
+        self.segments
+            .last()
+            .is_some_and(|seg| seg.data_end + len <= seg.file_bytes)
+    }
+
     pub fn last_index(&self) -> Option<u64> {
         // The last segment may be empty (just rolled, or purged); earlier ones never are.
         let next = self.next_index()?;
         (self.segments.iter().any(|s| s.records() > 0)).then(|| next - 1)
     }
+}
+
+/// What [`Wal::try_write`] did.
+#[derive(Debug)]
+pub enum TryWrite {
+    /// Written, or refused, exactly as [`Wal::write`] would have.
+    Done(Result<WriteTicket>),
+    /// Not attempted, because the write would have blocked; the records, untouched.
+    WouldBlock(Vec<Record>),
 }
 
 /// A written batch, to wait on with `Wal::wait_durable`.
@@ -228,6 +244,31 @@ impl Wal {
         let encoded = encode_batch(&records, bytes);
         let mut st = self.lock_state()?;
         self.write_locked(&mut st, &records, bytes, Some(&encoded))
+    }
+
+    /// Writes a batch as [`Wal::write`] does, but only when that cannot block: when no other
+    /// thread holds the log (a reader's `pread`, a sync's `write`) and the batch fits in the
+    /// active segment (a roll seals the full one with an `fdatasync`). Otherwise it gives the
+    /// records back untouched, for `write` on a thread that may block. An async caller on a
+    /// busy runtime thread thus skips the hand-off to a blocking thread and back, which costs
+    /// more than the copy into the write buffer that a write nearly always is.
+    pub fn try_write(&self, records: Vec<Record>) -> TryWrite {
+        let bytes = match check_batch(&records) {
+            Ok(bytes) => bytes,
+            Err(e) => return TryWrite::Done(Err(e)),
+        };
+        let mut st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return TryWrite::WouldBlock(records),
+        };
+        if !st.active_fits(bytes) {
+            return TryWrite::WouldBlock(records);
+        }
+        if let Err(e) = self.check_poison() {
+            return TryWrite::Done(Err(e));
+        }
+        TryWrite::Done(self.write_locked(&mut st, &records, bytes, None))
     }
 
     /// Blocks until the batch behind `ticket` is durable under the sync policy (returns at once

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use steward_log::testing::FaultyFs;
-use steward_log::{Error, LogIndex, Record, SyncPolicy, Wal, WalOptions};
+use steward_log::{Error, LogIndex, Record, SyncPolicy, TryWrite, Wal, WalOptions};
 
 fn small() -> WalOptions {
     WalOptions {
@@ -305,6 +305,57 @@ fn rolls_use_the_background_spare_and_close_removes_it() {
     assert!(report.removed_temp_files.is_empty());
     assert_eq!(indices(&wal), (1..=200).collect::<Vec<_>>());
     assert!(steward_log::scan_dir(dir.path()).unwrap().is_clean());
+}
+
+/// `try_write` writes what fits in the active segment and gives back, untouched, a batch that
+/// would roll it; `write` then takes the batch, and the log holds every record once.
+#[test]
+fn try_write_declines_only_what_would_roll_and_write_takes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), small()).unwrap();
+    let (mut done, mut declined) = (0, 0);
+    for i in 1..=200 {
+        let ticket = match wal.try_write(vec![rec(i, 1)]) {
+            TryWrite::Done(written) => {
+                done += 1;
+                written.unwrap()
+            }
+            TryWrite::WouldBlock(records) => {
+                declined += 1;
+                assert_eq!(records, vec![rec(i, 1)]);
+                wal.write(records).unwrap()
+            }
+        };
+        wal.wait_durable(ticket).unwrap();
+    }
+    let segments = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".wal")
+        })
+        .count();
+    assert!(segments > 2, "200 records must span several 4 KiB segments");
+    assert!(
+        declined >= segments - 1,
+        "each roll was left to write ({declined} declined, {segments} segments)"
+    );
+    assert!(done > declined * 10, "{done} done, {declined} declined");
+    assert_eq!(indices(&wal), (1..=200).collect::<Vec<_>>());
+    match wal.try_write(vec![rec(202, 1)]) {
+        TryWrite::Done(Err(Error::NotContiguous {
+            expected: 201,
+            got: 202,
+        })) => {}
+        other => panic!("a gap must be refused as write refuses it: {other:?}"),
+    }
+    drop(wal);
+    let (wal, report) = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(report.records, 200);
+    assert_eq!(indices(&wal), (1..=200).collect::<Vec<_>>());
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Model-based test: random sequences of append / truncate_after / purge_before / reopen /
-//! tear-tail against a `Vec` model. After every step (and every reopen) the log must equal the
+//! Model-based test: random sequences of append (by `append`, or by `try_write` with `write` as
+//! its fallback) / truncate_after / purge_before / reopen / tear-tail against a `Vec` model. After every step (and every reopen) the log must equal the
 //! model, up to the records a torn (unacknowledged) append may or may not have left.
 #![allow(
     clippy::unwrap_used,
@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use steward_log::testing::{Faults, FaultyFs};
-use steward_log::{Error, LogIndex, Record, Wal, WalOptions};
+use steward_log::{Error, LogIndex, Record, TryWrite, Wal, WalOptions};
 
 use common::{all_records, fast_tempdir, record, small_segments};
 
@@ -24,6 +24,8 @@ enum Op {
         count: usize,
         payload_bytes: usize,
         new_term: bool,
+        /// Through `try_write` first, as the Raft log store does, then `write` if it declined.
+        try_first: bool,
     },
     TruncateAfter {
         back: u64,
@@ -42,8 +44,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (1usize..6, 0usize..700, any::<bool>())
-            .prop_map(|(count, payload_bytes, new_term)| Op::Append { count, payload_bytes, new_term }),
+        6 => (1usize..6, 0usize..700, any::<bool>(), any::<bool>())
+            .prop_map(|(count, payload_bytes, new_term, try_first)| Op::Append { count, payload_bytes, new_term, try_first }),
         2 => (0u64..12).prop_map(|back| Op::TruncateAfter { back }),
         2 => (0u64..40).prop_map(|forward| Op::PurgeBefore { forward }),
         1 => Just(Op::Reopen),
@@ -89,12 +91,17 @@ impl<'a> Harness<'a> {
                 count,
                 payload_bytes,
                 new_term,
+                try_first,
             } => {
                 if new_term {
                     self.term += 1;
                 }
                 let batch = self.batch(count, payload_bytes);
-                self.wal().append(batch.clone()).unwrap();
+                if try_first {
+                    self.try_append(batch.clone());
+                } else {
+                    self.wal().append(batch.clone()).unwrap();
+                }
                 self.next = Some(batch[batch.len() - 1].index.0 + 1);
                 self.model.extend(batch);
             }
@@ -107,6 +114,22 @@ impl<'a> Harness<'a> {
             } => self.tear(count, keep_per_mille),
         }
         self.check();
+    }
+
+    /// `try_write`, falling back to `write` with the records it gives back, then the wait for
+    /// durability: what the Raft log store does.
+    fn try_append(&self, batch: Vec<Record>) {
+        let ticket = match self.wal().try_write(batch.clone()) {
+            TryWrite::Done(written) => written.unwrap(),
+            TryWrite::WouldBlock(records) => {
+                assert_eq!(
+                    records, batch,
+                    "a declined try_write gives the batch back as it was"
+                );
+                self.wal().write(records).unwrap()
+            }
+        };
+        self.wal().wait_durable(ticket).unwrap();
     }
 
     fn truncate(&mut self, back: u64) {
@@ -247,6 +270,7 @@ fn regression_tear_then_truncate_then_purge() {
             count: 1,
             payload_bytes: 25,
             new_term: false,
+            try_first: false,
         },
         Op::TearTail {
             count: 4,
@@ -256,11 +280,13 @@ fn regression_tear_then_truncate_then_purge() {
             count: 2,
             payload_bytes: 441,
             new_term: false,
+            try_first: false,
         },
         Op::Append {
             count: 5,
             payload_bytes: 489,
             new_term: false,
+            try_first: false,
         },
         Op::TearTail {
             count: 3,

@@ -223,6 +223,52 @@ async fn snapshot_installs_on_another_node_and_restores_a_lagging_view() {
     assert_eq!(hash(&follower), hash(&leader));
 }
 
+/// `apply` folds a small batch on its runtime thread and a large one (over 16 KiB of payload) on
+/// a blocking thread (ADR 0026): the same entries give the same outcomes and the same state
+/// either way.
+#[tokio::test]
+async fn small_and_large_batches_fold_to_the_same_state() {
+    let (one_dir, batch_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut one_by_one, mut batched) = (open(one_dir.path()), open(batch_dir.path()));
+    let mut entries = Vec::new();
+    let mut outcomes = Vec::new();
+    for index in 1..=600 {
+        let entry = Entry::<TypeConfig> {
+            log_id: log_id(index),
+            payload: EntryPayload::Normal(submit(
+                &one_by_one,
+                &format!("job-{index}"),
+                1_000 + index,
+            )),
+        };
+        entries.push(entry.clone());
+        let responses = one_by_one.apply(vec![entry]).await.unwrap();
+        outcomes.extend(responses.into_iter().flat_map(|r| r.outcomes));
+    }
+    let payload: usize = entries
+        .iter()
+        .map(|e| match &e.payload {
+            EntryPayload::Normal(bytes) => bytes.0.len(),
+            _ => 0,
+        })
+        .sum();
+    assert!(
+        payload > 16 * 1024,
+        "the batch must be large: {payload} bytes"
+    );
+    let responses = batched.apply(entries).await.unwrap();
+    let batched_outcomes: Vec<Outcome> = responses.into_iter().flat_map(|r| r.outcomes).collect();
+    assert_eq!(outcomes.len(), 600);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::JobAccepted { .. })),
+        "{outcomes:?}"
+    );
+    assert_eq!(batched_outcomes, outcomes);
+    assert_eq!(hash(&batched), hash(&one_by_one));
+}
+
 #[tokio::test]
 async fn an_undecodable_proposal_is_skipped_not_a_panic() {
     let tmp = tempfile::tempdir().unwrap();

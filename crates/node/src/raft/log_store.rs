@@ -17,7 +17,7 @@ use openraft::{
     RaftLogReader, StorageError, StorageIOError, Vote,
 };
 use serde::{Deserialize, Serialize};
-use steward_log::{LogIndex, Record, Wal};
+use steward_log::{LogIndex, Record, TryWrite, Wal};
 
 use crate::raft::flusher::Flusher;
 use crate::raft::{NodeId, PeerNode, ProposalBytes, TypeConfig};
@@ -403,8 +403,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| StorageIOError::write_logs(AnyError::error(e)))?;
         let (first, count) = (records.first().map(|r| r.index.0), records.len());
-        let wal = self.wal.clone();
-        let written = blocking(move || wal.write(records).map_err(|e| e.to_string())).await;
+        // Nearly always a copy into the WAL's write buffer, done here; on a blocking thread
+        // only when it could wait (a reader holds the log, or the segment rolls).
+        let written = match self.wal.try_write(records) {
+            TryWrite::Done(written) => written.map_err(|e| e.to_string()),
+            TryWrite::WouldBlock(records) => {
+                let wal = self.wal.clone();
+                blocking(move || wal.write(records).map_err(|e| e.to_string())).await
+            }
+        };
         match written {
             Ok(ticket) => {
                 self.flusher.flush(ticket, callback);

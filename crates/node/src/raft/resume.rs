@@ -146,7 +146,7 @@ fn read_ahead(
         }
         let prepared = (record.kind == KIND_PROPOSAL)
             .then(|| {
-                // Exactly what `apply_blocking` did with this entry: an undecodable proposal
+                // Exactly what `apply` did with this entry: an undecodable proposal
                 // was skipped there too, on every replica.
                 Prepared::decode(&record.payload)
                     .inspect_err(|e| {

@@ -11,13 +11,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 use std::time::Instant;
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
-    AnyError, Entry, LogId, OptionalSend, RaftSnapshotBuilder, StorageError, StorageIOError,
-    StoredMembership,
+    AnyError, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, StorageError,
+    StorageIOError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
 use steward_statemachine::{JobStatus, State, Touched};
@@ -106,6 +106,36 @@ pub struct StateMachineStore {
 }
 
 type StoreResult<T> = std::result::Result<T, StorageError<NodeId>>;
+
+/// Payload bytes of the entries `apply` folds on its runtime thread rather than a blocking one:
+/// 16 KiB, about 40 keyed submits, some tens of microseconds of fold. Larger batches (under load)
+/// go to a blocking thread, where the hand-off is small next to the fold.
+const INLINE_APPLY_BYTES_MAX: usize = 16 * 1024;
+
+/// Entries `apply` leaves to a blocking thread, as far as they got on the runtime thread.
+enum NotNow {
+    /// Too large to fold inline; decoded on the blocking thread too.
+    Large(Vec<Entry<TypeConfig>>),
+    /// Decoded and prepared (ADR 0023), but the state was busy.
+    Busy(Vec<(LogId<NodeId>, Ready)>),
+}
+
+fn prepare(entries: Vec<Entry<TypeConfig>>) -> Vec<(LogId<NodeId>, Ready)> {
+    entries
+        .into_iter()
+        .map(|entry| (entry.log_id, Ready::of(entry.log_id.index, entry.payload)))
+        .collect()
+}
+
+fn payload_bytes(entries: &[Entry<TypeConfig>]) -> usize {
+    entries
+        .iter()
+        .map(|entry| match &entry.payload {
+            EntryPayload::Normal(bytes) => bytes.0.len(),
+            EntryPayload::Blank | EntryPayload::Membership(_) => 0,
+        })
+        .sum()
+}
 
 fn sm_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
     StorageIOError::write_state_machine(AnyError::error(e.to_string())).into()
@@ -239,17 +269,41 @@ impl Shared {
         self.applied_index.subscribe()
     }
 
-    fn apply_blocking(&self, entries: Vec<Entry<TypeConfig>>) -> Result<Vec<ApplyResponse>> {
-        // Decoded and prepared before the state is locked (ADR 0023): readers and the view
-        // writer wait only for the fold itself.
-        let entries: Vec<(LogId<NodeId>, Ready)> = entries
-            .into_iter()
-            .map(|entry| (entry.log_id, Ready::of(entry.log_id.index, entry.payload)))
-            .collect();
-        let mut guard = self
+    /// Applies `entries` on the calling runtime thread when that cannot block (ADR 0026): when
+    /// they are small (a fold of at most `INLINE_APPLY_BYTES_MAX` of payload) and nobody holds
+    /// the state (a reader, the view writer, a snapshot build). Otherwise gives them back for
+    /// [`Shared::fold_blocking`].
+    fn try_apply_now(&self, entries: Vec<Entry<TypeConfig>>) -> Result<Vec<ApplyResponse>, NotNow> {
+        if payload_bytes(&entries) > INLINE_APPLY_BYTES_MAX {
+            return Err(NotNow::Large(entries));
+        }
+        let entries = prepare(entries);
+        match self.applied.try_write() {
+            Ok(guard) => Ok(self.fold(guard, entries)),
+            Err(TryLockError::Poisoned(poisoned)) => Ok(self.fold(poisoned.into_inner(), entries)),
+            Err(TryLockError::WouldBlock) => Err(NotNow::Busy(entries)),
+        }
+    }
+
+    /// Applies what `try_apply_now` declined, waiting for the state's lock: on a blocking
+    /// thread.
+    fn fold_blocking(&self, not_now: NotNow) -> Vec<ApplyResponse> {
+        let entries = match not_now {
+            NotNow::Large(entries) => prepare(entries),
+            NotNow::Busy(entries) => entries,
+        };
+        let guard = self
             .applied
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.fold(guard, entries)
+    }
+
+    fn fold(
+        &self,
+        mut guard: RwLockWriteGuard<'_, Applied>,
+        entries: Vec<(LogId<NodeId>, Ready)>,
+    ) -> Vec<ApplyResponse> {
         let applied = &mut *guard;
         let mut touched = Touched::default();
         let mut responses = Vec::with_capacity(entries.len());
@@ -293,7 +347,7 @@ impl Shared {
         drop(guard);
         self.writer_signal.wake();
         self.applied_index.send_replace(last);
-        Ok(responses)
+        responses
     }
 
     fn lock_unwritten(&self) -> MutexGuard<'_, Unwritten> {
@@ -304,7 +358,7 @@ impl Shared {
 
     /// Writes every record changed since the last view write, with the meta of the state they
     /// were read from, in one sled batch. Lock order: `view_writes`, then the state, then
-    /// `unwritten` (as `apply_blocking` and `install_blocking`).
+    /// `unwritten` (as `fold` and `install_blocking`).
     pub(crate) fn write_unwritten(&self) -> Result<()> {
         let _serial = self
             .view_writes
@@ -704,10 +758,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<_> = entries.into_iter().collect();
-        let shared = self.shared.clone();
-        blocking(move || shared.apply_blocking(entries))
-            .await
-            .map_err(sm_err)
+        match self.shared.try_apply_now(entries) {
+            Ok(responses) => Ok(responses),
+            Err(not_now) => {
+                let shared = self.shared.clone();
+                blocking(move || Ok(shared.fold_blocking(not_now)))
+                    .await
+                    .map_err(sm_err)
+            }
+        }
     }
 
     async fn get_snapshot_builder(&mut self) -> StateMachineStore {
