@@ -306,6 +306,7 @@ impl Shared {
     ) -> Vec<ApplyResponse> {
         let applied = &mut *guard;
         let mut touched = Touched::default();
+        let count = u64::try_from(entries.len()).unwrap_or(u64::MAX);
         let mut responses = Vec::with_capacity(entries.len());
         for (log_id, ready) in entries {
             let index = log_id.index;
@@ -341,7 +342,7 @@ impl Shared {
         }
         // The view is written behind, by the writer thread (ADR 0016); taken while the state is
         // still locked, so a writer that sees this state also sees these records.
-        self.lock_unwritten().add(touched);
+        self.lock_unwritten().add(touched, count);
         let last = applied.meta.last_applied.map_or(0, |id| id.index);
         self.publish(applied);
         drop(guard);
@@ -364,12 +365,12 @@ impl Shared {
             .view_writes
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (batch, touched) = {
+        let (batch, touched, entries) = {
             let applied = self.lock_read();
             let unwritten = std::mem::take(&mut *self.lock_unwritten());
-            let touched = match unwritten.into_pending() {
+            let (touched, entries) = match unwritten.into_pending() {
                 Pending::Nothing => return Ok(()),
-                Pending::Records(touched) => touched,
+                Pending::Records { touched, entries } => (touched, entries),
                 Pending::Everything => {
                     // Under the read lock for the whole rewrite: apply waits, reads and the Raft
                     // core do not (ADR 0018).
@@ -383,19 +384,24 @@ impl Shared {
                 .view
                 .encode_applied(&applied.state, &touched, &applied.meta)
             {
-                Ok(batch) => (batch, touched),
+                Ok(batch) => (batch, touched, entries),
                 Err(e) => {
-                    self.lock_unwritten().add(touched);
+                    self.lock_unwritten().add(touched, entries);
                     return Err(e);
                 }
             }
         };
         if let Err(e) = self.view.write(batch) {
             // Kept for the next attempt: the view's meta still names the older state.
-            self.lock_unwritten().add(touched);
+            self.lock_unwritten().add(touched, entries);
             return Err(e);
         }
         Ok(())
+    }
+
+    /// How many applied entries the view lacks (ADR 0027).
+    pub(crate) fn unwritten_entries(&self) -> u64 {
+        self.lock_unwritten().entries()
     }
 
     /// Builds a snapshot on the calling thread, which is one of its own (`in_background`):
