@@ -306,7 +306,6 @@ impl Shared {
     ) -> Vec<ApplyResponse> {
         let applied = &mut *guard;
         let mut touched = Touched::default();
-        let count = u64::try_from(entries.len()).unwrap_or(u64::MAX);
         let mut responses = Vec::with_capacity(entries.len());
         for (log_id, ready) in entries {
             let index = log_id.index;
@@ -342,7 +341,7 @@ impl Shared {
         }
         // The view is written behind, by the writer thread (ADR 0016); taken while the state is
         // still locked, so a writer that sees this state also sees these records.
-        self.lock_unwritten().add(touched, count);
+        self.lock_unwritten().add(touched);
         let last = applied.meta.last_applied.map_or(0, |id| id.index);
         self.publish(applied);
         drop(guard);
@@ -365,12 +364,12 @@ impl Shared {
             .view_writes
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (batch, touched, entries) = {
+        let (batch, touched) = {
             let applied = self.lock_read();
             let unwritten = std::mem::take(&mut *self.lock_unwritten());
-            let (touched, entries) = match unwritten.into_pending() {
+            let touched = match unwritten.into_pending() {
                 Pending::Nothing => return Ok(()),
-                Pending::Records { touched, entries } => (touched, entries),
+                Pending::Records(touched) => touched,
                 Pending::Everything => {
                     // Under the read lock for the whole rewrite: apply waits, reads and the Raft
                     // core do not (ADR 0018).
@@ -384,24 +383,19 @@ impl Shared {
                 .view
                 .encode_applied(&applied.state, &touched, &applied.meta)
             {
-                Ok(batch) => (batch, touched, entries),
+                Ok(batch) => (batch, touched),
                 Err(e) => {
-                    self.lock_unwritten().add(touched, entries);
+                    self.lock_unwritten().add(touched);
                     return Err(e);
                 }
             }
         };
         if let Err(e) = self.view.write(batch) {
             // Kept for the next attempt: the view's meta still names the older state.
-            self.lock_unwritten().add(touched, entries);
+            self.lock_unwritten().add(touched);
             return Err(e);
         }
         Ok(())
-    }
-
-    /// How many applied entries the view lacks (ADR 0027).
-    pub(crate) fn unwritten_entries(&self) -> u64 {
-        self.lock_unwritten().entries()
     }
 
     /// Builds a snapshot on the calling thread, which is one of its own (`in_background`):
