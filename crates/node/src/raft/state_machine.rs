@@ -1,10 +1,11 @@
 //! openraft's `RaftStateMachine` over `steward-statemachine`, with the sled view and snapshot
 //! files. ADR 0007.
 //!
-//! Committed entries are folded into the in-memory [`State`] (which the node reads) and the
-//! records they touched are written to sled in one batch per applied batch. Snapshots are the
-//! state's records plus openraft's applied id and membership, in a self-checking file that is
-//! durable before openraft may purge the WAL up to it. This module does not decide commands or
+//! Committed entries are folded into the in-memory [`State`] (which the node reads); the
+//! records they touched are written to sled later, many applied batches per sled batch, by the
+//! view writer (ADR 0016). Snapshots are the state's records plus openraft's applied id and
+//! membership, in a self-checking file that is durable before openraft may purge the WAL up to
+//! it. This module does not decide commands or
 //! stamp time (the node does).
 
 use std::collections::{BTreeMap, BTreeSet};
