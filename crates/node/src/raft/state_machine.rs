@@ -5,8 +5,7 @@
 //! records they touched are written to sled later, many applied batches per sled batch, by the
 //! view writer (ADR 0016). Snapshots are the state's records plus openraft's applied id and
 //! membership, in a self-checking file that is durable before openraft may purge the WAL up to
-//! it. This module does not decide commands or
-//! stamp time (the node does).
+//! it. This module does not decide commands or stamp time (the node does).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
