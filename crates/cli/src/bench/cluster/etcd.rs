@@ -111,30 +111,15 @@ pub fn is_healthy(body: &[u8]) -> bool {
     serde_json::from_slice::<Health>(body).is_ok_and(|h| h.health == "true")
 }
 
-/// The prefix and suffix of every PUT body around the base64 key, with the value encoded once.
-#[derive(Debug, Clone)]
-pub struct PutBody {
-    prefix: &'static str,
-    suffix: String,
-}
-
-impl PutBody {
-    /// PUT bodies that all carry `value`.
-    pub fn new(value: &[u8]) -> PutBody {
-        PutBody {
-            prefix: "{\"key\":\"",
-            suffix: format!("\",\"value\":\"{}\"}}", BASE64.encode(value)),
-        }
-    }
-
-    /// The body of a PUT of `key`.
-    pub fn with_key(&self, key: &str) -> String {
-        let mut body = String::with_capacity(self.prefix.len() + key.len() * 2 + self.suffix.len());
-        body.push_str(self.prefix);
-        BASE64.encode_string(key, &mut body);
-        body.push_str(&self.suffix);
-        body
-    }
+/// The JSON gateway's body of a PUT of `value` under `key` (both base64, as the gateway wants).
+pub fn put_body(key: &str, value: &[u8]) -> String {
+    let mut body = String::with_capacity(32 + (key.len() + value.len()) * 4 / 3);
+    body.push_str("{\"key\":\"");
+    BASE64.encode_string(key, &mut body);
+    body.push_str("\",\"value\":\"");
+    BASE64.encode_string(value, &mut body);
+    body.push_str("\"}");
+    body
 }
 
 /// The key of client `client`'s operation `sequence` in run `tag`.
@@ -168,7 +153,7 @@ mod tests {
 
     #[test]
     fn put_bodies_are_gateway_json_with_base64_fields() {
-        let body = PutBody::new(b"bar").with_key("foo");
+        let body = put_body("foo", b"bar");
         assert_eq!(body, r#"{"key":"Zm9v","value":"YmFy"}"#);
         let value: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(value["key"], "Zm9v");

@@ -87,14 +87,13 @@ pub async fn measure(
     root: &Path,
     programs: &Programs,
     plan: FailoverPlan,
-    payload: &str,
 ) -> anyhow::Result<FailoverResult> {
     let mut cluster = Cluster::start(kind, root, programs, None).await?;
     let leader = cluster.leader().await?;
-    cluster.prime(leader, payload, plan.request_timeout).await?;
+    cluster.prime(leader, plan.request_timeout).await?;
     let mut trials = Vec::with_capacity(plan.kills);
     for _ in 0..plan.kills {
-        let trial = one_kill(&mut cluster, plan, payload).await?;
+        let trial = one_kill(&mut cluster, plan).await?;
         eprintln!(
             "{kind:>7} failover (killed {}): new leader after {}, first write after {}  errors {}",
             trial.killed,
@@ -113,19 +112,10 @@ pub async fn measure(
     Ok(summarize(kind, plan, trials))
 }
 
-async fn one_kill(
-    cluster: &mut Cluster,
-    plan: FailoverPlan,
-    payload: &str,
-) -> anyhow::Result<Trial> {
+async fn one_kill(cluster: &mut Cluster, plan: FailoverPlan) -> anyhow::Result<Trial> {
     let leader = cluster.leader().await?;
-    let operation = cluster.write_operation(
-        leader,
-        FAILOVER_CLIENTS,
-        payload,
-        run_tag(),
-        plan.request_timeout,
-    )?;
+    let operation =
+        cluster.write_operation(leader, FAILOVER_CLIENTS, run_tag(), plan.request_timeout)?;
     let schedule = Schedule {
         clients: FAILOVER_CLIENTS,
         start: Instant::now() + START_LEAD,

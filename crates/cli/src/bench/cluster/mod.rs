@@ -200,7 +200,6 @@ async fn run_async(args: &ClusterArgs) -> anyhow::Result<()> {
         .tempdir_in(&parent)
         .with_context(|| format!("create a run directory under {}", parent.display()))?;
     let load_average_start = load_average();
-    let payload = payload();
     let runs = |part: Part| args.parts.is_empty() || args.parts.contains(&part);
     let mut points = Vec::new();
     let counts = if runs(Part::Throughput) {
@@ -211,7 +210,7 @@ async fn run_async(args: &ClusterArgs) -> anyhow::Result<()> {
     for &count in counts {
         for &system in &systems {
             let root = run_dir.path().join(format!("{system}-{count}-clients"));
-            let point = throughput::measure(system, count, &root, &programs, plan, &payload)
+            let point = throughput::measure(system, count, &root, &programs, plan)
                 .await
                 .with_context(|| format!("{system}, {count} clients"))?;
             eprintln!(
@@ -246,7 +245,7 @@ async fn run_async(args: &ClusterArgs) -> anyhow::Result<()> {
         };
         for &system in &systems {
             let root = run_dir.path().join(format!("{system}-failover"));
-            let result = failover::measure(system, &root, &programs, plan, &payload)
+            let result = failover::measure(system, &root, &programs, plan)
                 .await
                 .with_context(|| format!("{system}, failover"))?;
             failovers.push(result);
@@ -270,7 +269,7 @@ async fn run_async(args: &ClusterArgs) -> anyhow::Result<()> {
         };
         for &system in &systems {
             let root = run_dir.path().join(format!("{system}-recovery"));
-            let results = recovery::measure(system, &root, &programs, plan, &payload)
+            let results = recovery::measure(system, &root, &programs, plan)
                 .await
                 .with_context(|| format!("{system}, recovery"))?;
             recoveries.extend(results);
@@ -318,15 +317,6 @@ async fn run_async(args: &ClusterArgs) -> anyhow::Result<()> {
 /// `--dir` might).
 fn run_tag() -> String {
     format!("{:08x}", rand::random::<u32>())
-}
-
-/// The payload of every write: [`PAYLOAD_BYTES`] printable bytes (a job argument must be text),
-/// the same for both systems.
-fn payload() -> String {
-    super::wal::payload_of(PAYLOAD_BYTES)
-        .iter()
-        .map(|byte| char::from(b'a' + byte % 26))
-        .collect()
 }
 
 /// `program` itself if it names a path, else the first match on the PATH.

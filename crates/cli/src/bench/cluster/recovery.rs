@@ -75,12 +75,11 @@ pub async fn measure(
     root: &Path,
     programs: &Programs,
     plan: RecoveryPlan,
-    payload: &str,
 ) -> anyhow::Result<Vec<RecoveryResult>> {
     let snapshot_setting = (kind == SystemKind::Steward).then_some(NO_SNAPSHOT_ENTRIES);
     let mut cluster = Cluster::start(kind, root, programs, snapshot_setting).await?;
     let submits = plan.events.div_ceil(EVENTS_PER_SUBMIT);
-    let (written, rate) = fill(&mut cluster, submits, plan, payload).await?;
+    let (written, rate) = fill(&mut cluster, submits, plan).await?;
     let mut results = Vec::new();
     let case = match kind {
         SystemKind::Steward => format!(
@@ -91,9 +90,9 @@ pub async fn measure(
     };
     results.push(restarts(&mut cluster, case, written, rate, plan).await?);
     if kind == SystemKind::Steward {
-        place_snapshot(&mut cluster, payload, plan.request_timeout).await?;
+        place_snapshot(&mut cluster, plan.request_timeout).await?;
         let tail = plan.tail_events.div_ceil(EVENTS_PER_SUBMIT);
-        let (tail_written, tail_rate) = fill(&mut cluster, tail, plan, payload).await?;
+        let (tail_written, tail_rate) = fill(&mut cluster, tail, plan).await?;
         let case = format!(
             "snapshot of {} events + {} events in the WAL after it",
             written * EVENTS_PER_SUBMIT,
@@ -113,17 +112,11 @@ async fn fill(
     cluster: &mut Cluster,
     writes: u64,
     plan: RecoveryPlan,
-    payload: &str,
 ) -> anyhow::Result<(u64, f64)> {
     let leader = cluster.leader().await?;
-    cluster.prime(leader, payload, plan.request_timeout).await?;
-    let operation = cluster.write_operation(
-        leader,
-        LOAD_CLIENTS,
-        payload,
-        run_tag(),
-        plan.request_timeout,
-    )?;
+    cluster.prime(leader, plan.request_timeout).await?;
+    let operation =
+        cluster.write_operation(leader, LOAD_CLIENTS, run_tag(), plan.request_timeout)?;
     let schedule = Schedule {
         clients: LOAD_CLIENTS,
         start: Instant::now(),
@@ -191,15 +184,11 @@ async fn restarts(
 /// smallest snapshot threshold, commit one write (openraft checks the threshold when the commit
 /// index moves; a restarted leader of the same term commits nothing by itself), wait for the
 /// snapshot files, then restart all with snapshots off again.
-async fn place_snapshot(
-    cluster: &mut Cluster,
-    payload: &str,
-    request_timeout: Duration,
-) -> anyhow::Result<()> {
+async fn place_snapshot(cluster: &mut Cluster, request_timeout: Duration) -> anyhow::Result<()> {
     cluster.set_snapshot_after_entries(Some(SNAPSHOT_AT_ONCE_ENTRIES))?;
     restart_all(cluster).await?;
     let leader = cluster.leader().await?;
-    cluster.prime(leader, payload, request_timeout).await?;
+    cluster.prime(leader, request_timeout).await?;
     let since = Instant::now();
     for slot in 0..cluster.members.len() {
         let dir = cluster.members[slot].dir.join("data").join("snapshots");

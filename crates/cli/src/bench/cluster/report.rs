@@ -255,7 +255,7 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "- per point: fresh 3-member cluster, {:.1} s warm-up, {:.1} s measured; {} B payload; \
+        "- per point: fresh 3-member cluster, {:.1} s warm-up, {:.1} s measured; {} B payload of its own per write; \
          {} ms per attempt",
         set.warmup_seconds, set.measure_seconds, set.payload_bytes, set.request_timeout_ms
     );

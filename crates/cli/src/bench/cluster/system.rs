@@ -18,9 +18,10 @@ use reqwest::{StatusCode, Url};
 use serde::Serialize;
 use steward_node::api::types::IDEMPOTENCY_KEY_HEADER;
 
-use super::etcd::{self, EtcdAddrs, PutBody};
+use super::etcd::{self, EtcdAddrs};
 use super::process::{free_addr, Member};
 use super::steward::{self, StewardAddrs};
+use super::PAYLOAD_BYTES;
 use crate::load::Operation;
 
 /// Members per cluster.
@@ -385,8 +386,8 @@ impl Cluster {
     /// first write pays for start-up work no later write does (the new leader's first
     /// proposals, files created on first use), which a benchmark point should not time. An
     /// error if none succeeds within [`READY_DEADLINE`].
-    pub async fn prime(&self, slot: usize, payload: &str, timeout: Duration) -> anyhow::Result<()> {
-        let operation = self.write_operation(slot, 1, payload, "prime".to_owned(), timeout)?;
+    pub async fn prime(&self, slot: usize, timeout: Duration) -> anyhow::Result<()> {
+        let operation = self.write_operation(slot, 1, "prime".to_owned(), timeout)?;
         let since = Instant::now();
         loop {
             match operation.attempt(0, 0).await {
@@ -408,19 +409,18 @@ impl Cluster {
         self.members.iter().map(Member::cpu_time).sum()
     }
 
-    /// A durable write of `payload` against this cluster for `clients` clients, each starting
-    /// at member `first_slot`.
+    /// A durable write of a payload of its own ([`write_payload`]) against this cluster for
+    /// `clients` clients, each starting at member `first_slot`.
     pub fn write_operation(
         &self,
         first_slot: usize,
         clients: usize,
-        payload: &str,
         tag: String,
         timeout: Duration,
     ) -> anyhow::Result<WriteOperation> {
         let (path, body) = match self.kind {
-            SystemKind::Steward => ("/v1/jobs", Body::Submit(steward::submit_body(payload)?)),
-            SystemKind::Etcd => ("/v3/kv/put", Body::Put(PutBody::new(payload.as_bytes()))),
+            SystemKind::Steward => ("/v1/jobs", Body::Submit),
+            SystemKind::Etcd => ("/v3/kv/put", Body::Put),
         };
         let urls = (0..self.members.len())
             .map(|slot| self.url(slot, path))
@@ -437,18 +437,47 @@ impl Cluster {
 }
 
 /// What one write sends.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 enum Body {
-    /// steward: the same submit body every time, under a fresh idempotency key.
-    Submit(Bytes),
-    /// etcd: a PUT of the same value under a fresh key.
-    Put(PutBody),
+    /// steward: a submit of one job whose argument is the payload, under a fresh idempotency key.
+    Submit,
+    /// etcd: a PUT of the payload under a fresh key.
+    Put,
 }
 
-/// One durable write of a 256 B payload: a steward job submit with an idempotency key, or an
-/// etcd PUT of a unique key; each client sticks to one member and moves to the next after a
-/// failed attempt. Retrying an operation resends the same key, which both systems treat as the
-/// same write (steward returns the original job; etcd overwrites the key with the same value).
+/// The payload of client `client`'s operation `sequence` in run `tag`: [`PAYLOAD_BYTES`]
+/// letters of its own (a job argument must be text), so that no two writes carry the same
+/// bytes and a store that compresses gains only what it would on real data, and the same on
+/// every retry of the operation (steward refuses a reused idempotency key with another body).
+pub fn write_payload(tag: &str, client: usize, sequence: u64) -> String {
+    let mut state = tag
+        .bytes()
+        .chain(client.to_le_bytes())
+        .chain(sequence.to_le_bytes())
+        .fold(0xCBF2_9CE4_8422_2325u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01B3)
+        });
+    let mut out = String::with_capacity(PAYLOAD_BYTES);
+    while out.len() < PAYLOAD_BYTES {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend(
+            state
+                .to_le_bytes()
+                .iter()
+                .map(|byte| char::from(b'a' + byte % 26)),
+        );
+    }
+    out.truncate(PAYLOAD_BYTES);
+    out
+}
+
+/// One durable write of a 256 B payload of its own: a steward job submit with an idempotency
+/// key, or an etcd PUT of a unique key; each client sticks to one member and moves to the next
+/// after a failed attempt. Retrying an operation resends the same key and payload, which both
+/// systems treat as the same write (steward returns the original job; etcd overwrites the key
+/// with the same value).
 #[derive(Debug)]
 pub struct WriteOperation {
     http: reqwest::Client,
@@ -476,15 +505,19 @@ impl Operation for WriteOperation {
             .http
             .post(self.url(client).clone())
             .timeout(self.timeout);
-        let request = match &self.body {
-            Body::Submit(body) => request
+        let payload = write_payload(&self.tag, client, sequence);
+        let request = match self.body {
+            Body::Submit => request
                 .header(
                     IDEMPOTENCY_KEY_HEADER,
                     steward::idempotency_key(&self.tag, client, sequence),
                 )
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.clone()),
-            Body::Put(body) => request.body(body.with_key(&etcd::key(&self.tag, client, sequence))),
+                .body(steward::submit_body(&payload).map_err(|err| format!("{err:#}"))?),
+            Body::Put => request.body(etcd::put_body(
+                &etcd::key(&self.tag, client, sequence),
+                payload.as_bytes(),
+            )),
         };
         let response = request.send().await.map_err(|err| describe(&err))?;
         let status = response.status();
@@ -518,5 +551,26 @@ fn describe(err: &reqwest::Error) -> String {
     match err.source() {
         Some(source) => format!("{kind}: {err}: {source}"),
         None => format!("{kind}: {err}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_write_has_a_payload_of_its_own_and_retries_resend_it() {
+        let first = write_payload("t", 0, 0);
+        assert_eq!(first.len(), PAYLOAD_BYTES);
+        assert!(first.bytes().all(|byte| byte.is_ascii_lowercase()));
+        assert_eq!(first, write_payload("t", 0, 0));
+        let others = [
+            write_payload("t", 0, 1),
+            write_payload("t", 1, 0),
+            write_payload("u", 0, 0),
+        ];
+        for other in &others {
+            assert_ne!(&first, other);
+        }
     }
 }

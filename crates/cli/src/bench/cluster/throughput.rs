@@ -81,13 +81,11 @@ pub async fn measure(
     root: &Path,
     programs: &Programs,
     plan: PointPlan,
-    payload: &str,
 ) -> anyhow::Result<PointResult> {
     let mut cluster = Cluster::start(kind, root, programs, None).await?;
     let leader = cluster.leader().await?;
-    cluster.prime(leader, payload, plan.request_timeout).await?;
-    let operation =
-        cluster.write_operation(leader, clients, payload, run_tag(), plan.request_timeout)?;
+    cluster.prime(leader, plan.request_timeout).await?;
+    let operation = cluster.write_operation(leader, clients, run_tag(), plan.request_timeout)?;
     let schedule = Schedule {
         clients,
         start: Instant::now() + START_LEAD,
