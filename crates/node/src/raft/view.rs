@@ -31,7 +31,8 @@ use crate::raft::{NodeId, PeerNode};
 /// Version 2: job records with the packed spec and timeline of snapshot format 2.
 /// Version 3: jobs and their bound idempotency entries in page records (ADR 0017).
 /// Version 4: pages of 8 entries instead of 32 (ADR 0027).
-const VIEW_FORMAT: &[u8] = b"steward-view-4";
+/// Version 5: page records compressed with LZ4 (ADR 0029).
+const VIEW_FORMAT: &[u8] = b"steward-view-5";
 
 /// Log entries per page: a page holds at most this many jobs (one per entry, all of the same
 /// ordinal). Small enough that a sled leaf of pages (up to 17 records) of ordinary jobs stays
@@ -182,6 +183,44 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], key: &[u8]) -> Result<T> {
         })
 }
 
+/// Largest decoded page accepted from disk: far above any real page (at most
+/// [`PAGE_ENTRIES`] jobs), low enough that a corrupted length cannot ask for gigabytes.
+/// Default: 64 MiB.
+const PAGE_DECODED_BYTES_MAX: usize = 64 << 20;
+
+/// A page record: its bincode encoding, compressed with LZ4 behind the decoded length (u32,
+/// little-endian). The jobs of a page share most of their fields' bytes (ADR 0029).
+fn encode_page(page: &PageOut<'_>) -> Result<Vec<u8>> {
+    Ok(lz4_flex::block::compress_prepend_size(&encode(page)?))
+}
+
+/// The bincode encoding of the page record `bytes` stored under `key`.
+fn decompress_page(bytes: &[u8], key: &[u8]) -> Result<Vec<u8>> {
+    let what = || format!("decompress view key {}", String::from_utf8_lossy(key));
+    let (length, compressed) = match bytes.split_first_chunk::<4>() {
+        Some((length, rest)) => (u32::from_le_bytes(*length) as usize, rest),
+        None => return Err(Error::storage(what(), "shorter than its length field")),
+    };
+    if length > PAGE_DECODED_BYTES_MAX {
+        return Err(Error::storage(
+            what(),
+            format!("decoded length {length} is over {PAGE_DECODED_BYTES_MAX}"),
+        ));
+    }
+    let decoded =
+        lz4_flex::block::decompress(compressed, length).map_err(|e| Error::storage(what(), e))?;
+    if decoded.len() != length {
+        return Err(Error::storage(
+            what(),
+            format!(
+                "decoded {} bytes, its length field says {length}",
+                decoded.len()
+            ),
+        ));
+    }
+    Ok(decoded)
+}
+
 fn output_key(job: JobId, workflow: WorkflowId) -> Vec<u8> {
     let mut key = keyed(PREFIX_OUTPUT, &job.0.to_be_bytes());
     key.extend_from_slice(&workflow.0.to_be_bytes());
@@ -277,7 +316,7 @@ impl View {
         };
         let mut jobs = Vec::new();
         let mut keys: Vec<IdempotencyEntry> = self.scan(PREFIX_KEY)?;
-        for page in self.scan::<PageIn>(PREFIX_PAGE)? {
+        for page in self.scan_pages()? {
             jobs.extend(page.jobs);
             keys.extend(page.keys);
         }
@@ -287,6 +326,15 @@ impl View {
             Error::storage(format!("rebuild state from {}", self.path.display()), e)
         })?;
         Ok(Some((state, meta)))
+    }
+
+    fn scan_pages(&self) -> Result<Vec<PageIn>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(PREFIX_PAGE) {
+            let (key, value) = item.map_err(self.err("scan"))?;
+            out.push(decode(&decompress_page(&value, &key)?, &key)?);
+        }
+        Ok(out)
     }
 
     fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>> {
@@ -331,7 +379,7 @@ impl View {
             if out.jobs.is_empty() {
                 batch.remove(page.key());
             } else {
-                batch.insert(page.key(), encode(&out)?);
+                batch.insert(page.key(), encode_page(&out)?);
             }
         }
         for id in &touched.workers {
@@ -372,7 +420,7 @@ impl View {
             pages.entry(PageId::of(job.id)).or_default().add(state, job);
         }
         for (page, out) in &pages {
-            chunk.insert(page.key(), encode(out)?)?;
+            chunk.insert(page.key(), encode_page(out)?)?;
         }
         for entry in state.idempotency_entries() {
             if entry.job.is_none() {
@@ -552,6 +600,26 @@ mod tests {
             self.view.write(batch).unwrap();
             let (loaded, _) = self.view.load().unwrap().unwrap();
             assert_eq!(state_hash(&loaded), state_hash(&self.state));
+        }
+    }
+
+    #[test]
+    fn a_page_with_a_corrupted_length_or_body_is_an_error_naming_its_key() {
+        let page = PageOut::default();
+        let good = encode_page(&page).unwrap();
+        let key = PageId {
+            number: 7,
+            ordinal: 0,
+        }
+        .key();
+        assert!(decompress_page(&good, &key).is_ok());
+        for bad in [
+            vec![1, 2],
+            [u32::MAX.to_le_bytes().as_slice(), &good[4..]].concat(),
+            [1_000u32.to_le_bytes().as_slice(), &good[4..]].concat(),
+        ] {
+            let err = decompress_page(&bad, &key).unwrap_err().to_string();
+            assert!(err.contains("decompress view key p/"), "{err}");
         }
     }
 
