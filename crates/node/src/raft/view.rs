@@ -5,7 +5,9 @@
 //! Jobs are stored by page (ADR 0017): one record holds the jobs of the same ordinal submitted
 //! in [`PAGE_ENTRIES`] consecutive log entries, with the idempotency entries bound to them, so
 //! that a burst of submits costs sled a few page rewrites instead of two inserts per submit.
-//! Entries not bound to a job yet (a reservation) have records of their own.
+//! Page records are compressed with LZ4, since sled's cost grows with the bytes it is given
+//! (ADR 0027, ADR 0029). Entries not bound to a job yet (a reservation) have records of their
+//! own.
 //!
 //! The view is a cache, not the truth: sled 0.34's flush is not a durable sync on Linux, so after
 //! a crash it may be behind. The WAL and the snapshot files are the truth; the state machine
