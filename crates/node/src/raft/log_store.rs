@@ -3,12 +3,14 @@
 //! Entries map one-to-one onto WAL records at the same index (kind 1 proposal, 2 blank,
 //! 3 membership; docs/ARCHITECTURE.md). The vote and `last_purged_log_id` live together in the
 //! WAL's durable vote blob, because the WAL purges whole segments only and older records may stay
-//! readable after a purge. This module does not apply entries or build snapshots.
+//! readable after a purge. The newest entries are also kept in memory (`tail_cache`, ADR 0030)
+//! so that openraft's reads of what was just appended skip the WAL. This module does not apply
+//! entries or build snapshots.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -20,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use steward_log::{LogIndex, Record, TryWrite, Wal};
 
 use crate::raft::flusher::Flusher;
+use crate::raft::tail_cache::TailCache;
 use crate::raft::{NodeId, PeerNode, ProposalBytes, TypeConfig};
 
 /// WAL record kind of a normal entry (one encoded proposal).
@@ -97,6 +100,8 @@ pub struct LogStore {
     committed_plus_one: Arc<std::sync::atomic::AtomicU64>,
     /// Reports written batches to openraft once durable.
     flusher: Flusher,
+    /// The newest entries written to the WAL, for reads that would otherwise go to it.
+    tail: Arc<Mutex<TailCache>>,
 }
 
 type StoreResult<T> = Result<T, StorageError<NodeId>>;
@@ -213,6 +218,7 @@ impl LogStore {
             blob: Arc::new(tokio::sync::Mutex::new(blob)),
             committed_plus_one: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             flusher,
+            tail: Arc::new(Mutex::new(TailCache::default())),
         })
     }
 
@@ -281,6 +287,14 @@ impl LogStore {
         })
     }
 
+    fn lock_tail(&self) -> MutexGuard<'_, TailCache> {
+        // Every update leaves the cache consistent, so a panic elsewhere cannot poison it into
+        // a wrong answer.
+        self.tail
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     async fn read_range(&self, start: u64, end: u64) -> StoreResult<Vec<Entry<TypeConfig>>> {
         let floor = self
             .blob
@@ -291,6 +305,9 @@ impl LogStore {
         let start = start.max(floor);
         if start >= end {
             return Ok(Vec::new());
+        }
+        if let Some(entries) = self.lock_tail().range(start, end) {
+            return Ok(entries);
         }
         let wal = self.wal.clone();
         let dir = self.dir.clone();
@@ -396,10 +413,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await
             .last_purged
             .map_or(0, |id| id.index + 1);
-        let records = entries
+        let entries: Vec<Entry<TypeConfig>> = entries
             .into_iter()
             .filter(|e| e.log_id.index >= floor)
-            .map(|e| entry_to_record(&e))
+            .collect();
+        let records = entries
+            .iter()
+            .map(entry_to_record)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| StorageIOError::write_logs(AnyError::error(e)))?;
         let (first, count) = (records.first().map(|r| r.index.0), records.len());
@@ -414,6 +434,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         };
         match written {
             Ok(ticket) => {
+                // Before the flush is requested: openraft may read an entry as soon as it is
+                // reported flushed, and should find it here.
+                self.lock_tail().appended(entries);
                 self.flusher.flush(ticket, callback);
                 Ok(())
             }
@@ -436,6 +459,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await?;
         let wal = self.wal.clone();
         let index = log_id.index;
+        // First, so that no read is answered from entries the WAL no longer holds.
+        self.lock_tail().truncate_from(index);
         let result = blocking(move || {
             let first = wal.first_index().map_or(u64::MAX, |i| i.0);
             let outcome = if index == 0 || index <= first {
@@ -477,6 +502,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| StorageIOError::write_logs(io_err(what.clone(), e)))?;
         *blob = next;
         drop(blob);
+        self.lock_tail().purge_through(log_id.index);
         let wal = self.wal.clone();
         let result = blocking(move || {
             wal.purge_before(LogIndex(log_id.index + 1))

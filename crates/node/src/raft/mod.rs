@@ -31,6 +31,7 @@ mod snapshot_file;
 pub(crate) mod snapshot_schedule;
 pub mod state_machine;
 pub mod status;
+mod tail_cache;
 pub mod transfer;
 mod view;
 mod view_writer;
