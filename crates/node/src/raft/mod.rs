@@ -17,6 +17,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+mod background;
 pub(crate) mod cluster;
 pub(crate) mod election;
 mod flusher;

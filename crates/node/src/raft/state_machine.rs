@@ -24,6 +24,7 @@ use steward_statemachine::{JobStatus, State, Touched};
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::raft::background;
 use crate::raft::ready::Ready;
 use crate::raft::resume::{self, Folded, WalReplay};
 use crate::raft::snapshot_file::{self, SnapshotDir};
@@ -433,7 +434,9 @@ impl Shared {
                 millis_since(locked),
             )
         };
-        lower_this_threads_priority();
+        // Nobody waits for the rest: it competes for the cores with `apply`, the WAL and the
+        // transport, whose latency every write sees (ADR 0020).
+        background::lower_this_threads_priority("snapshot build");
         let encoding = Instant::now();
         let state = steward_statemachine::snapshot_frozen(&frozen)
             .map_err(|e| Error::storage("encode the state for a snapshot", e))?;
@@ -699,7 +702,7 @@ fn millis_since(start: Instant) -> u64 {
 }
 
 /// Runs `f` on a thread of its own, for a snapshot build: the build lowers the thread's
-/// priority part-way (`lower_this_threads_priority`), and a pooled thread could not get its
+/// priority part-way (`background::lower_this_threads_priority`), and a pooled thread could not get its
 /// priority back afterwards (raising it needs a privilege).
 async fn in_background<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
@@ -716,20 +719,6 @@ async fn in_background<T: Send + 'static>(
         .await
         .map_err(|e| Error::storage("wait for the snapshot-build thread", e))?
 }
-
-/// Drops the calling thread to the lowest CPU priority (nice 19; on Linux the nice value is per
-/// thread), for work nobody waits on: a snapshot's encoding competes for the cores with
-/// `apply`, the WAL and the transport, whose latency every write sees (ADR 0020).
-fn lower_this_threads_priority() {
-    if let Err(e) =
-        rustix::process::setpriority_process(Some(rustix::thread::gettid()), BACKGROUND_NICE)
-    {
-        tracing::warn!(error = %e, "lowering the snapshot build's priority failed");
-    }
-}
-
-/// The nice value of background work: the lowest priority Linux has.
-const BACKGROUND_NICE: i32 = 19;
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     /// Correctness: the snapshot file is fdatasynced and its directory fsynced before this

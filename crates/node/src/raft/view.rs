@@ -27,6 +27,7 @@ use steward_statemachine::{
 };
 
 use crate::error::{Error, Result};
+use crate::raft::background::LowPriorityThread;
 use crate::raft::{NodeId, PeerNode};
 
 /// Value of the `m/format` key: names this layout. A view in another layout is rebuilt.
@@ -167,6 +168,9 @@ impl OpeningView {
 pub struct View {
     db: sled::Db,
     path: std::path::PathBuf,
+    /// Where the batches behind apply are written: sled's work there is milliseconds of CPU
+    /// nobody waits for (ADR 0031).
+    writer: LowPriorityThread,
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
@@ -243,10 +247,17 @@ impl View {
         loop {
             match sled::open(path) {
                 Ok(db) => {
+                    let writer = LowPriorityThread::start("view-sled").map_err(|e| {
+                        Error::storage(
+                            format!("start the sled write thread for {}", path.display()),
+                            e,
+                        )
+                    })?;
                     return Ok(View {
                         db,
                         path: path.to_path_buf(),
-                    })
+                        writer,
+                    });
                 }
                 Err(e) if attempts < OPEN_ATTEMPTS_MAX => {
                     attempts += 1;
@@ -401,9 +412,17 @@ impl View {
         Ok(ViewBatch(batch))
     }
 
-    /// Writes `batch` atomically. Not durable on return (see the module comment).
+    /// Writes `batch` atomically, on the view's low-priority thread (ADR 0031). Not durable on
+    /// return (see the module comment).
     pub fn write(&self, batch: ViewBatch) -> Result<()> {
-        self.db.apply_batch(batch.0).map_err(self.err("write"))
+        let db = self.db.clone();
+        match self.writer.run(move || db.apply_batch(batch.0)) {
+            Some(written) => written.map_err(self.err("write")),
+            None => Err(Error::storage(
+                format!("write sled at {}", self.path.display()),
+                "the sled write thread is gone",
+            )),
+        }
     }
 
     /// Replaces the whole view with `state` and `meta` (after installing a snapshot, or when

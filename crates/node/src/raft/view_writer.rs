@@ -2,6 +2,10 @@
 //! changed; one thread per state machine writes them to sled, many applied batches per sled
 //! batch, so that sled's cost leaves the latency of every write and shrinks under load.
 //!
+//! sled's part of a write and sled's own threads run at the lowest CPU priority (ADR 0031): it
+//! takes milliseconds, and nothing waits for it. The writer itself keeps its priority, since it
+//! reads the state under the lock `apply` needs.
+//!
 //! The view may lag the state by the writes in flight. That is a state ADR 0007 already
 //! allows (sled loses unflushed writes on a crash): the restart path replays the WAL up to
 //! whatever the view's meta names. This module decides when to write, not what.
@@ -12,6 +16,7 @@ use std::time::Duration;
 use steward_statemachine::Touched;
 
 use crate::error::{Error, Result};
+use crate::raft::background;
 use crate::raft::state_machine::Shared;
 
 /// Shortest pause between two view writes: applied batches in between share one sled batch.
@@ -20,6 +25,9 @@ pub const VIEW_WRITE_INTERVAL_MS: u64 = 100;
 /// Longest sleep of an idle writer before it checks whether its state machine still exists.
 /// Default: 100 ms.
 const IDLE_CHECK_MS: u64 = 100;
+/// Wake-ups between two searches for sled threads of normal priority (sled starts I/O threads
+/// as it needs them, from whichever thread hands it work). Default: 100 (about 10 s).
+const SLED_THREADS_CHECK_EVERY: u32 = 100;
 
 /// Adds `from` to `into`.
 pub fn merge(into: &mut Touched, from: Touched) {
@@ -120,7 +128,13 @@ pub fn spawn(shared: Weak<Shared>, signal: Arc<WriterSignal>) -> Result<()> {
 }
 
 fn run(shared: &Weak<Shared>, signal: &WriterSignal) {
+    let mut until_sled_check = 0;
     loop {
+        if until_sled_check == 0 {
+            background::lower_sled_threads_priority();
+            until_sled_check = SLED_THREADS_CHECK_EVERY;
+        }
+        until_sled_check -= 1;
         let woken = signal.wait(Duration::from_millis(IDLE_CHECK_MS));
         let Some(strong) = shared.upgrade() else {
             return;
