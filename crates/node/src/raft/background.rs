@@ -124,7 +124,9 @@ mod tests {
         let named = std::thread::Builder::new()
             .name("sled-io-test".into())
             .spawn(move || {
-                tid_sender.send(rustix::thread::gettid()).expect("send the thread id");
+                tid_sender
+                    .send(rustix::thread::gettid())
+                    .expect("send the thread id");
                 stop_receiver.recv().expect("wait for the test's end");
             })
             .expect("spawn a test thread");
