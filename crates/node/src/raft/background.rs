@@ -116,13 +116,14 @@ mod tests {
         rustix::process::getpriority_process(Some(tid)).unwrap_or(i32::MIN)
     }
 
-    /// A thread named like sled's I/O threads is lowered; the test's own thread is not.
+    /// A thread with the given name is lowered; the test's own thread is not. (Not a sled name:
+    /// a view writer of another test in this process lowers those at any moment.)
     #[test]
     fn lowers_only_the_threads_with_the_given_names() {
         let (tid_sender, tid_receiver) = std::sync::mpsc::channel();
         let (stop_sender, stop_receiver) = std::sync::mpsc::channel::<()>();
         let named = std::thread::Builder::new()
-            .name("sled-io-test".into())
+            .name("lower-me-test".into())
             .spawn(move || {
                 tid_sender
                     .send(rustix::thread::gettid())
@@ -133,7 +134,7 @@ mod tests {
         let tid = tid_receiver.recv().expect("the test thread's id");
         let mine = nice_of(rustix::thread::gettid());
         assert_eq!(nice_of(tid), mine);
-        let lowered = lower_threads_named(Path::new("/proc/self/task"), &["sled-io-"]);
+        let lowered = lower_threads_named(Path::new("/proc/self/task"), &["lower-me-"]);
         assert!(lowered >= 1, "the named thread was not found");
         assert_eq!(nice_of(tid), BACKGROUND_NICE);
         assert_eq!(nice_of(rustix::thread::gettid()), mine);
