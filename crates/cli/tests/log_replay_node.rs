@@ -60,27 +60,17 @@ async fn run_node(dir: &Path, snapshot_after_entries: u64, jobs: usize) -> Finis
         .await
         .unwrap();
     let started = Instant::now();
-    let mut submitted = 0;
-    while submitted < jobs {
-        assert!(started.elapsed() < WAIT, "no leader accepted the jobs");
-        let spec = JobSpec::new(
-            format!("job-{submitted}"),
-            vec![WorkflowSpec::new("w", vec!["true".into()])],
-        );
-        let command = Command::SubmitJob {
-            idempotency_key: None,
-            spec,
-        };
-        match node.execute(command).await {
-            Ok(Outcome::JobAccepted { .. }) => submitted += 1,
-            _ => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
+    for number in 0..jobs {
+        submit(&node, &format!("job-{number}"), started).await;
     }
     if snapshot_after_entries < jobs as u64 {
         while node.metrics().snapshot_index.is_none() {
             assert!(started.elapsed() < WAIT, "the node never took a snapshot");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // A snapshot may cover the last entry: one more leaves the log an entry after any
+        // snapshot index read from here on, which `purge_wal_up_to` needs.
+        submit(&node, "job-after-the-snapshot", started).await;
     }
     let (hash, applied, first_job) = node
         .read(Consistency::Stale, |s| {
@@ -96,6 +86,22 @@ async fn run_node(dir: &Path, snapshot_after_entries: u64, jobs: usize) -> Finis
         applied,
         snapshot_index,
         first_job,
+    }
+}
+
+/// Submits one job named `name`, retrying until a leader accepts it.
+async fn submit(node: &Node, name: &str, started: Instant) {
+    loop {
+        assert!(started.elapsed() < WAIT, "no leader accepted the jobs");
+        let spec = JobSpec::new(name, vec![WorkflowSpec::new("w", vec!["true".into()])]);
+        let command = Command::SubmitJob {
+            idempotency_key: None,
+            spec,
+        };
+        match node.execute(command).await {
+            Ok(Outcome::JobAccepted { .. }) => return,
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
     }
 }
 
