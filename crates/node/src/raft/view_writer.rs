@@ -131,7 +131,8 @@ fn run(shared: &Weak<Shared>, signal: &WriterSignal) {
     let mut until_sled_check = 0;
     loop {
         if until_sled_check == 0 {
-            background::lower_sled_threads_priority();
+            let lowered = background::lower_sled_threads_priority();
+            tracing::debug!(lowered, "sled threads set to background priority");
             until_sled_check = SLED_THREADS_CHECK_EVERY;
         }
         until_sled_check -= 1;
