@@ -178,15 +178,22 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
         .map_err(|e| Error::storage("encode a view record", e))
 }
 
+/// A view key as an operator can read it in an error: a text key (`m/globals`) as it is, any
+/// other as its prefix (`p/`, `k/`, `w/`, `o/`) and the binary id after it in hex (a page's
+/// number and ordinal, big-endian).
+fn key_name(key: &[u8]) -> String {
+    if key.iter().all(u8::is_ascii_graphic) {
+        return String::from_utf8_lossy(key).into_owned();
+    }
+    let (prefix, id) = key.split_at(key.len().min(2));
+    let id: String = id.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("{}{id}", String::from_utf8_lossy(prefix))
+}
+
 fn decode<T: DeserializeOwned>(bytes: &[u8], key: &[u8]) -> Result<T> {
     bincode::serde::decode_from_slice(bytes, bincode::config::standard())
         .map(|(value, _)| value)
-        .map_err(|e| {
-            Error::storage(
-                format!("decode view key {}", String::from_utf8_lossy(key)),
-                e,
-            )
-        })
+        .map_err(|e| Error::storage(format!("decode view key {}", key_name(key)), e))
 }
 
 /// Largest decoded page accepted from disk: far above any real page (at most
@@ -202,7 +209,7 @@ fn encode_page(page: &PageOut<'_>) -> Result<Vec<u8>> {
 
 /// The bincode encoding of the page record `bytes` stored under `key`.
 fn decompress_page(bytes: &[u8], key: &[u8]) -> Result<Vec<u8>> {
-    let what = || format!("decompress view key {}", String::from_utf8_lossy(key));
+    let what = || format!("decompress view key {}", key_name(key));
     let (length, compressed) = match bytes.split_first_chunk::<4>() {
         Some((length, rest)) => (u32::from_le_bytes(*length) as usize, rest),
         None => return Err(Error::storage(what(), "shorter than its length field")),
@@ -625,6 +632,15 @@ mod tests {
     }
 
     #[test]
+    fn error_key_names_are_text_or_prefix_and_hex() {
+        assert_eq!(key_name(KEY_GLOBALS), "m/globals");
+        assert_eq!(
+            key_name(&keyed(PREFIX_WORKER, &[0, 0, 1, 255])),
+            "w/000001ff"
+        );
+    }
+
+    #[test]
     fn a_page_with_a_corrupted_length_or_body_is_an_error_naming_its_key() {
         let page = PageOut::default();
         let good = encode_page(&page).unwrap();
@@ -640,7 +656,10 @@ mod tests {
             [1_000u32.to_le_bytes().as_slice(), &good[4..]].concat(),
         ] {
             let err = decompress_page(&bad, &key).unwrap_err().to_string();
-            assert!(err.contains("decompress view key p/"), "{err}");
+            assert!(
+                err.contains("decompress view key p/000000000000000700000000"),
+                "{err}"
+            );
         }
     }
 
