@@ -26,7 +26,8 @@ pub const VIEW_WRITE_INTERVAL_MS: u64 = 100;
 /// Default: 100 ms.
 const IDLE_CHECK_MS: u64 = 100;
 /// Wake-ups between two searches for sled threads of normal priority (sled starts I/O threads
-/// as it needs them, from whichever thread hands it work). Default: 100 (about 10 s).
+/// as it needs them, from whichever thread hands it work). Default: 100 (10-20 s: each wake-up
+/// waits up to 100 ms, and a write adds a 100 ms pause).
 const SLED_THREADS_CHECK_EVERY: u32 = 100;
 
 /// Adds `from` to `into`.
