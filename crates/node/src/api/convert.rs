@@ -70,15 +70,19 @@ pub fn job_spec(request: SubmitJobRequest) -> sm::JobSpec {
     spec
 }
 
-/// A job without a name is named after its first command (program and arguments), shortened to
-/// the name limit on a character boundary.
+/// A job without a name is named after the program of its first workflow: the last path
+/// component of `command[0]` (`./ci/build.sh` names the job `build.sh`), shortened to the name
+/// limit on a character boundary; `job` when that is blank.
+///
+/// Not the whole command line: the arguments are already in the spec, and copying them into
+/// the name made every unnamed job log and keep them twice (ADR 0032).
 fn default_name(workflows: &[super::types::WorkflowSpec]) -> String {
-    let command = workflows
+    let program = workflows
         .first()
-        .map(|workflow| workflow.command.join(" "))
-        .unwrap_or_default();
+        .and_then(|workflow| workflow.command.first())
+        .map_or("", |program| program.rsplit('/').next().unwrap_or(program));
     let mut name = String::new();
-    for c in command.chars() {
+    for c in program.chars() {
         if name.len() + c.len_utf8() > super::validate::NAME_BYTES_MAX {
             break;
         }
@@ -253,8 +257,23 @@ mod tests {
             retry_budget: None,
             cancel_grace_ms: None,
         };
-        let spec = job_spec(request);
-        assert_eq!(spec.name, "echo hi");
+        let spec = job_spec(request.clone());
+        assert_eq!(
+            spec.name, "echo",
+            "named after the program, not the command line"
+        );
+        let named = |program: &str| {
+            let mut request = request.clone();
+            request.workflows[0].command = vec![program.to_owned(), "--flag".to_owned()];
+            job_spec(request).name
+        };
+        assert_eq!(named("./ci/build.sh"), "build.sh");
+        assert_eq!(named("/usr/bin/"), "job", "a blank program name falls back");
+        assert_eq!(
+            named(&"é".repeat(200)).len(),
+            256,
+            "cut on a character boundary"
+        );
         assert_eq!(spec.timeout_ms, sm::JOB_TIMEOUT_MS_DEFAULT);
         assert_eq!(spec.workflows[0].cores, 3);
         assert_eq!(spec.workflows[0].timeout_ms, Some(500));
