@@ -355,6 +355,27 @@ mod tests {
         }
     }
 
+    /// The key an entry shares with its slot and job is written inline, as a plain key was
+    /// before it was shared: snapshots and the view keep their format.
+    #[test]
+    fn a_shared_key_is_encoded_as_the_key_itself() {
+        let key = crate::IdempotencyKey::new("ci", "run-7");
+        let entry = crate::IdempotencyEntry {
+            key: std::sync::Arc::new(key.clone()),
+            body_hash: crate::BodyHash(9),
+            job: Some(crate::JobId(42_000)),
+            reserved_at_ms: 5,
+            committed_at_ms: Some(6),
+            expires_at_ms: 7,
+        };
+        let fields = (&key, entry.body_hash, entry.job, 5u64, Some(6u64), 7u64);
+        let native = bincode::encode_to_vec(&entry, config()).unwrap();
+        let inline = bincode::serde::encode_to_vec(fields, config()).unwrap();
+        assert_eq!(native, inline, "snapshot form");
+        let serde_form = bincode::serde::encode_to_vec(&entry, config()).unwrap();
+        assert_eq!(serde_form, inline, "view form");
+    }
+
     #[test]
     fn proposal_round_trips() {
         let bytes = encode_proposal(&sample()).unwrap();

@@ -207,7 +207,7 @@ impl State {
             status: record.status,
             cancelling: record.is_cancelling(),
             fence_token: self.globals.fence_token,
-            idempotency_key: record.idempotency_key.clone(),
+            idempotency_key: record.idempotency_key.as_deref().cloned(),
             labels: spec.labels,
             submitted_at_ms: record.submitted_at_ms,
             finished_at_ms: record.finished_at_ms,

@@ -39,7 +39,7 @@ pub(super) fn reserve_key<'r>(
     }
     let ttl_ms = state.globals.config.idempotency_ttl_ms;
     let entry = IdempotencyEntry {
-        key: key.clone(),
+        key: Arc::clone(slot.key().shared_key()),
         body_hash: hash,
         job: None,
         reserved_at_ms: context.now_ms,
@@ -62,7 +62,7 @@ fn existing_key_outcome(
 ) -> Result<Option<Outcome>, Rejection> {
     if entry.body_hash != hash {
         return Err(Rejection::IdempotencyConflict {
-            key: entry.key.clone(),
+            key: IdempotencyKey::clone(&entry.key),
             original_job: entry.job,
         });
     }
@@ -106,7 +106,8 @@ pub(super) fn submit(
     let id =
         JobId::from_position(context.index, context.jobs_created).ok_or(Rejection::TooManyJobs)?;
     let parts = (&mut state.jobs, &mut state.index, &state.globals.config);
-    create_job(parts, context, id, key, spec, ready);
+    let shared_key = key_entry.as_ref().map(|(_, entry)| Arc::clone(&entry.key));
+    create_job(parts, context, id, shared_key, spec, ready);
     if let Some((key, entry)) = key_entry {
         state.index.remove_key(entry);
         entry.job = Some(id);
@@ -151,9 +152,17 @@ pub(super) fn reserve_and_submit(
     context.advance();
     let ready = context.take_ready();
     let parts = (&mut state.jobs, &mut state.index, &state.globals.config);
-    create_job(parts, context, id, Some(key), spec, ready);
+    let shared_key = Arc::clone(slot.key().shared_key());
+    create_job(
+        parts,
+        context,
+        id,
+        Some(Arc::clone(&shared_key)),
+        spec,
+        ready,
+    );
     slot.insert(Arc::new(IdempotencyEntry {
-        key: key.clone(),
+        key: shared_key,
         body_hash: *body_hash,
         job: Some(id),
         reserved_at_ms: context.now_ms,
@@ -176,7 +185,7 @@ fn create_job(
     (jobs, index, config): JobsAndIndex<'_>,
     context: &mut Context<'_>,
     id: JobId,
-    key: Option<&IdempotencyKey>,
+    key: Option<Arc<IdempotencyKey>>,
     spec: &JobSpec,
     ready: Option<ReadySubmit>,
 ) {
@@ -186,7 +195,7 @@ fn create_job(
     context.jobs_created += 1;
     let entries_max = config.timeline_entries_max;
     let stored = ready.map_or_else(|| StoredSpec::new(spec), |ready| ready.stored);
-    let mut job = Job::new(id, key.cloned(), spec, stored, context.now_ms, entries_max);
+    let mut job = Job::new(id, key, spec, stored, context.now_ms, entries_max);
     job.record(
         context.index,
         context.now_ms,

@@ -9,8 +9,8 @@ use crate::apply::jobs::live_job;
 use crate::apply::workflows::check_capacity;
 use crate::limits::{EXPIRIES_PER_PROPOSAL_MAX, TIMEOUTS_PER_PROPOSAL_MAX};
 use crate::{
-    Attempt, Event, JobId, JobStatus, Rejection, State, WorkerId, WorkerStatus, WorkflowId,
-    WorkflowRef, WorkflowStatus,
+    Attempt, Event, IdempotencyKey, JobId, JobStatus, Rejection, State, WorkerId, WorkerStatus,
+    WorkflowId, WorkflowRef, WorkflowStatus,
 };
 
 /// Dispatches one pending workflow to `worker`, or to the live worker with the most free cores.
@@ -179,6 +179,8 @@ pub(super) fn expire_keys(state: &State, now_ms: u64) -> Vec<Event> {
         .iter()
         .take_while(|(expires_at_ms, _)| *expires_at_ms <= now_ms)
         .take(EXPIRIES_PER_PROPOSAL_MAX)
-        .map(|(_, key)| Event::IdempotencyExpired { key: key.clone() })
+        .map(|(_, key)| Event::IdempotencyExpired {
+            key: IdempotencyKey::clone(key),
+        })
         .collect()
 }

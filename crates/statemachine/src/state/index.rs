@@ -5,6 +5,7 @@
 //! and the incrementally maintained indexes is checked by the property tests.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::WorkflowStatus;
 use crate::{IdempotencyEntry, IdempotencyKey, Job, JobId, JobStatus, WorkerId, WorkflowId};
@@ -24,7 +25,7 @@ pub(crate) struct Indexes {
     /// Cores held on each worker (absent means 0).
     pub cores_used: BTreeMap<WorkerId, u32>,
     /// Keys that can expire, by expiry stamp.
-    pub key_expiry: BTreeSet<(u64, IdempotencyKey)>,
+    pub key_expiry: BTreeSet<(u64, Arc<IdempotencyKey>)>,
     /// Finished jobs not yet compacted, oldest finish first.
     pub retained_finished: BTreeSet<(u64, JobId)>,
     /// Jobs with a cancel in progress.
@@ -65,10 +66,10 @@ impl Indexes {
             }
         }
         cores_used.retain(|_, cores| *cores > 0);
-        let mut key_expiry: Vec<(u64, IdempotencyKey)> = keys
+        let mut key_expiry: Vec<(u64, Arc<IdempotencyKey>)> = keys
             .iter()
             .filter(|entry| entry.expires_at_ms != u64::MAX)
-            .map(|entry| (entry.expires_at_ms, entry.key.clone()))
+            .map(|entry| (entry.expires_at_ms, Arc::clone(&entry.key)))
             .collect();
         key_expiry.sort_unstable();
         retained.sort_unstable();
@@ -107,13 +108,13 @@ impl Indexes {
     pub fn add_key(&mut self, entry: &IdempotencyEntry) {
         if entry.expires_at_ms != u64::MAX {
             self.key_expiry
-                .insert((entry.expires_at_ms, entry.key.clone()));
+                .insert((entry.expires_at_ms, Arc::clone(&entry.key)));
         }
     }
 
     pub fn remove_key(&mut self, entry: &IdempotencyEntry) {
         self.key_expiry
-            .remove(&(entry.expires_at_ms, entry.key.clone()));
+            .remove(&(entry.expires_at_ms, Arc::clone(&entry.key)));
     }
 
     pub fn job_status_changed(&mut self, job: JobId, from: JobStatus, to: JobStatus) {

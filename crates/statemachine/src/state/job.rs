@@ -5,6 +5,7 @@
 //! keeps the secondary indexes in step.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,8 +21,9 @@ use crate::{
 pub struct Job {
     /// Its id.
     pub id: JobId,
-    /// The idempotency key it was submitted under.
-    pub idempotency_key: Option<IdempotencyKey>,
+    /// The idempotency key it was submitted under; while the key is live, the same allocation
+    /// as its entry's.
+    pub idempotency_key: Option<Arc<IdempotencyKey>>,
     /// As submitted, packed (after compaction without labels, argv and env); see
     /// [`Job::spec`].
     pub(crate) spec: StoredSpec,
@@ -233,7 +235,7 @@ impl Job {
     /// been made ahead (ADR 0023).
     pub(crate) fn new(
         id: JobId,
-        idempotency_key: Option<IdempotencyKey>,
+        idempotency_key: Option<Arc<IdempotencyKey>>,
         spec: &JobSpec,
         stored: StoredSpec,
         now_ms: u64,

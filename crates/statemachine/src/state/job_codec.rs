@@ -22,6 +22,7 @@
 //! Every number is a varint; bytes and strings carry a varint length.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::state::packed::{code_in, unzigzag, zigzag, Reader, Sink};
 use crate::state::stored_spec::StoredSpec;
@@ -173,7 +174,7 @@ fn unpack_fields(reader: &mut Reader<'_>) -> Option<Job> {
     let compacted = flag(reader)?;
     Some(Job {
         id,
-        idempotency_key,
+        idempotency_key: idempotency_key.map(Arc::new),
         spec,
         status,
         submitted_at_ms,
@@ -292,7 +293,7 @@ mod tests {
         };
         let mut job = Job::new(
             JobId(57_003),
-            Some(key),
+            Some(Arc::new(key)),
             &spec,
             StoredSpec::new(&spec),
             1_700_000_000_000,

@@ -24,11 +24,16 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    pub fn new(key: IdempotencyKey) -> Slot {
+    pub fn new(key: Arc<IdempotencyKey>) -> Slot {
         Slot {
-            hash: fnv_of(&key),
-            key: Arc::new(key),
+            hash: fnv_of(&*key),
+            key,
         }
+    }
+
+    /// The key, to share with the entry and the job rather than copy its strings.
+    pub fn shared_key(&self) -> &Arc<IdempotencyKey> {
+        &self.key
     }
 }
 
@@ -101,7 +106,7 @@ impl KeyMap {
     pub fn from_entries(entries: Vec<IdempotencyEntry>) -> Result<KeyMap, IdempotencyKey> {
         let mut slots: Vec<(Slot, Arc<IdempotencyEntry>)> = entries
             .into_iter()
-            .map(|entry| (Slot::new(entry.key.clone()), Arc::new(entry)))
+            .map(|entry| (Slot::new(Arc::clone(&entry.key)), Arc::new(entry)))
             .collect();
         // Snapshots list entries in map order already; checking costs less than sorting.
         if !slots.windows(2).all(|pair| pair[0].0 < pair[1].0) {
@@ -135,12 +140,13 @@ impl KeyMap {
             .map(Arc::unwrap_or_clone)
     }
 
-    /// One search for a lookup-or-insert (the key is cloned once, for the slot).
+    /// One search for a lookup-or-insert (the key is cloned once, for the slot; a new entry
+    /// shares that copy through [`Slot::shared_key`]).
     pub fn entry(
         &mut self,
         key: &IdempotencyKey,
     ) -> btree_map::Entry<'_, Slot, Arc<IdempotencyEntry>> {
-        self.0.entry(Slot::new(key.clone()))
+        self.0.entry(Slot::new(Arc::new(key.clone())))
     }
 
     /// Every entry, in map order.
@@ -160,7 +166,7 @@ mod tests {
 
     fn entry(key: &IdempotencyKey) -> IdempotencyEntry {
         IdempotencyEntry {
-            key: key.clone(),
+            key: Arc::new(key.clone()),
             body_hash: BodyHash(0),
             job: None,
             reserved_at_ms: 0,

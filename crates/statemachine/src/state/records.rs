@@ -3,6 +3,8 @@
 //! Plain serde data; each is one record in the node's sled mirror. Transitions are made by
 //! `apply`.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{BodyHash, FenceToken, IdempotencyKey, JobId, LogIndex, NodeId, StateConfig, Term};
@@ -58,8 +60,9 @@ pub struct Worker {
 /// A live idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 pub struct IdempotencyEntry {
-    /// The key.
-    pub key: IdempotencyKey,
+    /// The key, shared with the key map's slot and the job it created (one copy of the
+    /// strings per key, not three).
+    pub key: Arc<IdempotencyKey>,
     /// Hash of the body first submitted under it.
     pub body_hash: BodyHash,
     /// The job it created (`None` until the `JobSubmitted` after the reservation applies).
