@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::format::{parse_segment_file_name, TEMP_SUFFIX};
 use crate::fs::{read_exact_at, FileSystem};
 use crate::scan::{scan_segment, SegmentEnd, SegmentScan};
+use crate::stream_scan::{scan_clean_segment, SCAN_CHUNK_BYTES};
 
 /// A segment file found in the directory.
 #[derive(Debug, Clone)]
@@ -127,8 +128,7 @@ pub(crate) fn analyze(
         for _ in 0..threads {
             let (tx, next) = (tx.clone(), &next);
             scope.spawn(move || {
-                // One buffer per thread: a fresh 64 MiB allocation per segment costs more in page
-                // faults than the read itself.
+                // One buffer per thread: fresh memory costs more in page faults than the read.
                 let mut buf = Vec::new();
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
@@ -167,28 +167,51 @@ pub(crate) fn analyze(
     })
 }
 
-/// Reads one segment into `buf` and scans it.
+/// Scans one segment: through a small buffer when it is clean (the common case), else read
+/// whole into a buffer of its size, which `scan_segment` classifies (`stream_scan`).
 fn scan_file(
     fs: &dyn FileSystem,
     file: &SegmentFile,
     sealed: bool,
     buf: &mut Vec<u8>,
 ) -> Result<AnalyzedSegment> {
+    scan_file_in_chunks(fs, file, sealed, buf, SCAN_CHUNK_BYTES)
+}
+
+/// [`scan_file`] with the chunk size as a parameter (tests use tiny ones).
+fn scan_file_in_chunks(
+    fs: &dyn FileSystem,
+    file: &SegmentFile,
+    sealed: bool,
+    buf: &mut Vec<u8>,
+    chunk_bytes: usize,
+) -> Result<AnalyzedSegment> {
     let handle = fs
         .open_read(&file.path)
         .map_err(|e| Error::io("open segment", &file.path, e))?;
-    let len = usize::try_from(file.file_bytes).unwrap_or(usize::MAX);
-    // Grow only: every byte of `..len` is overwritten by the read, so no need to zero it again.
-    if buf.len() < len {
-        buf.resize(len, 0);
-    }
-    let bytes = &mut buf[..len];
-    read_exact_at(handle.as_ref(), bytes, 0)
-        .map_err(|e| Error::io("read segment", &file.path, e))?;
     let mut offsets = Vec::new();
-    let mut scan = scan_segment(bytes, file.name_index, sealed, |offset, _, _| {
-        offsets.push(u32::try_from(offset).unwrap_or(u32::MAX));
-    });
+    let clean = scan_clean_segment(
+        handle.as_ref(),
+        file.file_bytes,
+        file.name_index,
+        chunk_bytes,
+        buf,
+        |offset, _| offsets.push(u32::try_from(offset).unwrap_or(u32::MAX)),
+    )
+    .map_err(|e| Error::io("read segment", &file.path, e))?;
+    let mut scan = match clean {
+        Some(scan) => scan,
+        None => {
+            offsets.clear();
+            let len = usize::try_from(file.file_bytes).unwrap_or(usize::MAX);
+            let mut whole = vec![0u8; len];
+            read_exact_at(handle.as_ref(), &mut whole, 0)
+                .map_err(|e| Error::io("read segment", &file.path, e))?;
+            scan_segment(&whole, file.name_index, sealed, |offset, _, _| {
+                offsets.push(u32::try_from(offset).unwrap_or(u32::MAX));
+            })
+        }
+    };
     if file.file_bytes > u64::from(u32::MAX) {
         scan.end = SegmentEnd::Corrupt {
             offset: 0,

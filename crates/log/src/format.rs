@@ -117,6 +117,16 @@ pub fn frame_bytes(payload_bytes: u64) -> u64 {
     (RECORD_HEADER_BYTES + payload_bytes).div_ceil(RECORD_ALIGN_BYTES) * RECORD_ALIGN_BYTES
 }
 
+/// The frame size a record header declares, `None` when `header` is shorter than a record
+/// header or the length exceeds the limit (`decode_frame` then says what is wrong).
+pub fn declared_frame_bytes(header: &[u8]) -> Option<u64> {
+    if (header.len() as u64) < RECORD_HEADER_BYTES {
+        return None;
+    }
+    let len = u64::from(read_u32(header, 0));
+    (len <= RECORD_PAYLOAD_BYTES_MAX).then(|| frame_bytes(len))
+}
+
 /// Appends the frame of `record` to `out`. The payload must not exceed
 /// `RECORD_PAYLOAD_BYTES_MAX` (checked by the caller, which owns the error).
 pub fn encode_record(out: &mut Vec<u8>, record: &Record) {

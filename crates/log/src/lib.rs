@@ -32,6 +32,7 @@ mod recovery;
 mod scan;
 mod segment;
 mod spare;
+mod stream_scan;
 pub mod testing;
 mod vote;
 mod wal;

@@ -137,7 +137,7 @@ fn classify_rest(
 
 /// Whether `bytes` is all zeroes. Folds 4 KiB chunks with OR, which the compiler vectorises:
 /// on open this runs over the unused, preallocated part of the active segment (up to 64 MiB).
-fn is_all_zero(bytes: &[u8]) -> bool {
+pub(crate) fn is_all_zero(bytes: &[u8]) -> bool {
     bytes
         .chunks(4096)
         .all(|chunk| chunk.iter().fold(0u8, |acc, &b| acc | b) == 0)

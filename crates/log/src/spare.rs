@@ -37,6 +37,12 @@ impl Spare {
         self.preparing = spawned.ok();
     }
 
+    /// Whether a spare is being prepared or ready.
+    #[cfg(test)]
+    pub fn is_started(&self) -> bool {
+        self.preparing.is_some()
+    }
+
     /// The prepared spare, waiting for it if it is not ready yet; `None` if none was started
     /// or preparing it failed (the caller then creates the segment itself).
     pub fn take(&mut self) -> Option<Arc<dyn FileHandle>> {

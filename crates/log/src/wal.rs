@@ -50,6 +50,10 @@ pub(crate) struct State {
     pub pending: Vec<u8>,
     /// The next segment, being prepared in the background.
     spare: Spare,
+    /// The spare is to be started by the next write: set by `open`, which leaves it to the
+    /// first write rather than zero-filling and syncing a whole segment while the caller
+    /// is still recovering its own state from the log (ADR 0032).
+    spare_due: bool,
 }
 
 impl State {
@@ -171,6 +175,7 @@ impl Wal {
             _ => Error::io("lock directory", dir, e),
         })?;
         let (segments, report) = recover(fs.as_ref(), dir, options.recovery_mode)?;
+        let segments_empty = segments.is_empty();
         let wal = Wal {
             fs,
             dir: dir.to_path_buf(),
@@ -181,6 +186,7 @@ impl Wal {
                 written_records: 0,
                 pending: Vec::new(),
                 spare: Spare::default(),
+                spare_due: !segments_empty,
             }),
             commit: GroupCommit::default(),
             poison: OnceLock::new(),
@@ -188,9 +194,6 @@ impl Wal {
             vote_lock: Mutex::new(()),
             _dir_lock: dir_lock,
         };
-        if !lock(&wal.state).segments.is_empty() {
-            wal.start_spare(&mut lock(&wal.state));
-        }
         Ok((wal, report))
     }
 
@@ -306,6 +309,9 @@ impl Wal {
             }
         }
         self.make_room(st, first_index, len)?;
+        if std::mem::take(&mut st.spare_due) {
+            self.start_spare(st);
+        }
         let State {
             segments, pending, ..
         } = st;
@@ -455,5 +461,39 @@ impl Drop for Wal {
             // Best effort: a leftover spare is a `*.tmp` file the next open removes anyway.
             let _ = self.fs.remove_file(&spare_path(&self.dir));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Record;
+
+    /// Opening a log that holds records leaves the spare to the first write, so a caller
+    /// folding its state from the log does not share the machine with a zero-fill and sync.
+    #[test]
+    fn the_spare_is_started_by_the_first_write_after_open_not_by_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = WalOptions {
+            segment_bytes_max: 4096,
+            ..WalOptions::default()
+        };
+        let record = |index| Record::new(index, 1, 1, vec![7u8; 16]);
+        let (wal, _) = Wal::open(dir.path(), options).unwrap();
+        wal.append(vec![record(1)]).unwrap();
+        assert!(
+            lock(&wal.state).spare.is_started(),
+            "a new segment starts one"
+        );
+        drop(wal);
+
+        let (wal, _) = Wal::open(dir.path(), options).unwrap();
+        assert!(!lock(&wal.state).spare.is_started(), "open left it alone");
+        wal.append(vec![record(2)]).unwrap();
+        assert!(
+            lock(&wal.state).spare.is_started(),
+            "the first write started it"
+        );
+        assert_eq!(wal.last_index(), Some(LogIndex(2)));
     }
 }
