@@ -147,7 +147,10 @@ async fn job_round_trip_idempotency_and_errors_on_a_three_node_cluster() {
     assert!(!submitted.duplicate);
     let job = submitted.job;
     assert_eq!(job.status, JobStatus::Pending);
-    assert_eq!(job.name, "echo", "an unnamed job is named after its program");
+    assert_eq!(
+        job.name, "echo",
+        "an unnamed job is named after its program"
+    );
     assert_eq!(job.workflows[0].command, vec!["echo", "hi"]);
 
     // Reads: linearizable through the follower, stale on each node once applied.

@@ -14,9 +14,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use steward_statemachine::{
-    apply, decode_proposal, encode_proposal, restore, snapshot, state_hash, Attempt, Event,
-    FenceToken, Job, JobId, JobSpec, LogIndex, NodeId, Proposal, State, StateConfig, Term, Worker,
-    WorkerId, WorkflowId, WorkflowRef, WorkflowSpec, RETAINED_FINISHED_JOBS_DEFAULT,
+    apply, body_hash, decode_proposal, encode_proposal, restore, snapshot, state_hash, Attempt,
+    Event, FenceToken, IdempotencyKey, Job, JobId, JobSpec, LogIndex, NodeId, Proposal, State,
+    StateConfig, Term, Worker, WorkerId, WorkflowId, WorkflowRef, WorkflowSpec,
+    RETAINED_FINISHED_JOBS_DEFAULT,
 };
 
 /// Jobs per generation round; each round is 9 events per job.
@@ -139,9 +140,55 @@ fn run_child(role: &str, case: &str) -> BenchResult<()> {
 }
 
 fn memory_section() -> BenchResult<()> {
-    for kind in ["full", "compacted", "default"] {
+    for kind in ["full", "compacted", "default", "keyed"] {
         run_child("memory-child", kind)?;
     }
+    Ok(())
+}
+
+/// Pending jobs folded in the child of the `keyed` memory case: as many as the 1 M-event
+/// restart of `steward bench cluster` holds.
+const KEYED_JOBS: u64 = 500_000;
+
+/// Folds `KEYED_JOBS` keyed submits shaped like the cluster benchmark's (unnamed, so named
+/// after the program; one workflow whose argument is 256 bytes; a key of its own each) and
+/// prints the resident growth per job: what a restart over that log builds.
+fn keyed_memory_child() -> BenchResult<()> {
+    let argument = "a".repeat(256);
+    let spec = JobSpec::new(
+        "true",
+        vec![WorkflowSpec::new("main", vec!["true".into(), argument])],
+    );
+    let hash = body_hash(&spec);
+    let mut state = State::new(StateConfig::default())?;
+    let before = resident_bytes();
+    for n in 0..KEYED_JOBS {
+        let key = IdempotencyKey::new("default", format!("bench-0123abcd-{}-{n}", n % 256));
+        let proposal = Proposal {
+            stamp_ms: 1_700_000_000_000 + n,
+            events: vec![
+                Event::IdempotencyReserved {
+                    key: key.clone(),
+                    body_hash: hash,
+                },
+                Event::JobSubmitted {
+                    idempotency_key: Some(key),
+                    spec: spec.clone(),
+                },
+            ],
+        };
+        apply(&mut state, LogIndex(n + 1), &proposal);
+    }
+    let after = resident_bytes();
+    let jobs = state.parts().jobs().len() as u64;
+    if jobs != KEYED_JOBS {
+        return Err(format!("{jobs} jobs accepted of {KEYED_JOBS} keyed submits").into());
+    }
+    let per_job = match (before, after) {
+        (Some(before), Some(after)) => format!("{} bytes", after.saturating_sub(before) / jobs),
+        _ => "n/a".to_owned(),
+    };
+    println!("memory per pending keyed job (cluster benchmark's submit, resident): {per_job}");
     Ok(())
 }
 
@@ -149,6 +196,9 @@ fn memory_section() -> BenchResult<()> {
 /// full and the rest compacted) in a fresh process and prints the
 /// resident growth per job, indexes included.
 fn memory_child(kind: &str) -> BenchResult<()> {
+    if kind == "keyed" {
+        return keyed_memory_child();
+    }
     let (full, compacted, workers) = finished_job_templates()?;
     let retained = match kind {
         "full" => JOBS,
