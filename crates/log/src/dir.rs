@@ -175,17 +175,6 @@ fn scan_file(
     sealed: bool,
     buf: &mut Vec<u8>,
 ) -> Result<AnalyzedSegment> {
-    scan_file_in_chunks(fs, file, sealed, buf, SCAN_CHUNK_BYTES)
-}
-
-/// [`scan_file`] with the chunk size as a parameter (tests use tiny ones).
-fn scan_file_in_chunks(
-    fs: &dyn FileSystem,
-    file: &SegmentFile,
-    sealed: bool,
-    buf: &mut Vec<u8>,
-    chunk_bytes: usize,
-) -> Result<AnalyzedSegment> {
     let handle = fs
         .open_read(&file.path)
         .map_err(|e| Error::io("open segment", &file.path, e))?;
@@ -194,7 +183,7 @@ fn scan_file_in_chunks(
         handle.as_ref(),
         file.file_bytes,
         file.name_index,
-        chunk_bytes,
+        SCAN_CHUNK_BYTES,
         buf,
         |offset, _| offsets.push(u32::try_from(offset).unwrap_or(u32::MAX)),
     )

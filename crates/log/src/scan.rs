@@ -76,6 +76,10 @@ pub fn scan_segment(
     let stop_reason = loop {
         let at = offset as usize;
         match decode_frame(&bytes[at..]) {
+            // No record can follow one at the last index: a crafted file, not a log.
+            FrameDecode::Valid(view) if view.index == u64::MAX => {
+                break Some("record index at the largest possible value".to_string());
+            }
             FrameDecode::Valid(view) if view.index == expected => {
                 let payload_start = at + RECORD_HEADER_BYTES as usize;
                 on_record(

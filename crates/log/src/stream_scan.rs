@@ -51,7 +51,7 @@ pub(crate) fn scan_clean_segment(
             bytes = window.ensure(offset, total)?;
         }
         match decode_frame(bytes) {
-            FrameDecode::Valid(view) if view.index == expected => {
+            FrameDecode::Valid(view) if view.index == expected && expected != u64::MAX => {
                 on_record(offset, &view);
                 offset += view.frame_bytes;
                 expected += 1;
@@ -62,7 +62,7 @@ pub(crate) fn scan_clean_segment(
     }
     let mut at = offset;
     while at < file_bytes {
-        let rest = window.ensure(at, chunk_bytes as u64)?;
+        let rest = window.ensure(at, window.chunk_bytes as u64)?;
         if !is_all_zero(rest) {
             return Ok(None);
         }
@@ -117,8 +117,9 @@ impl<'a> Window<'a> {
         Ok(&self.buf[from.min(self.filled)..self.filled])
     }
 
-    /// Moves the unread bytes from `at` on to the front, then reads until the window reaches
-    /// `want_end`, in reads of at least `chunk_bytes` (fewer at the end of the file).
+    /// Moves the unread bytes from `at` on to the front, grows the buffer to hold at least
+    /// `want_end - at` bytes (and never below `chunk_bytes`), and fills the rest of it with one
+    /// read (less at the end of the file).
     fn refill(&mut self, at: u64, want_end: u64) -> io::Result<()> {
         let keep_from = usize::try_from(at.saturating_sub(self.start))
             .unwrap_or(usize::MAX)
@@ -190,6 +191,29 @@ mod tests {
             2 => any::<prop::sample::Index>().prop_map(|to| Damage::Truncate { to: to.index(usize::MAX) }),
             1 => Just(Damage::Misnamed),
         ]
+    }
+
+    /// A record at the largest index (only a crafted file has one) is not clean for either
+    /// scan, and neither overflows counting past it.
+    #[test]
+    fn a_record_at_the_last_index_is_not_clean() {
+        let bytes = segment(u64::MAX, &[8], 64);
+        let whole = scan_segment(&bytes, u64::MAX, true, |_, _, _| {});
+        assert!(matches!(whole.end, SegmentEnd::Corrupt { .. }), "{whole:?}");
+        assert_eq!((whole.records, whole.data_end), (0, SEGMENT_HEADER_BYTES));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("segment");
+        std::fs::write(&path, &bytes).unwrap();
+        let file = StdFs.open_read(&path).unwrap();
+        let clean = scan_clean_segment(
+            file.as_ref(),
+            bytes.len() as u64,
+            u64::MAX,
+            SCAN_CHUNK_BYTES,
+            &mut Vec::new(),
+            |_, _| {},
+        );
+        assert_eq!(clean.unwrap(), None);
     }
 
     proptest! {

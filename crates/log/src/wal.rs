@@ -50,9 +50,9 @@ pub(crate) struct State {
     pub pending: Vec<u8>,
     /// The next segment, being prepared in the background.
     spare: Spare,
-    /// The spare is to be started by the next write: set by `open`, which leaves it to the
-    /// first write rather than zero-filling and syncing a whole segment while the caller
-    /// is still recovering its own state from the log (ADR 0032).
+    /// The spare is yet to be started: set by `open`, which leaves it to [`Wal::prepare_spare`]
+    /// or the first write rather than zero-filling and syncing a whole segment while the
+    /// caller is still recovering its own state from the log (ADR 0032).
     spare_due: bool,
 }
 
@@ -265,7 +265,8 @@ impl Wal {
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return TryWrite::WouldBlock(records),
         };
-        if !st.active_fits(bytes) {
+        // A roll syncs; a spare still to start spawns a thread.
+        if !st.active_fits(bytes) || st.spare_due {
             return TryWrite::WouldBlock(records);
         }
         if let Err(e) = self.check_poison() {
@@ -398,6 +399,17 @@ impl Wal {
         Ok(())
     }
 
+    /// Starts preparing the next segment if `open` left that for later: for a caller that has
+    /// finished reading its state back from the log, so that its first roll finds the spare
+    /// ready instead of creating the segment under the write lock (ADR 0032). Otherwise the
+    /// first write starts it.
+    pub fn prepare_spare(&self) {
+        let mut st = lock(&self.state);
+        if std::mem::take(&mut st.spare_due) {
+            self.start_spare(&mut st);
+        }
+    }
+
     fn start_spare(&self, st: &mut State) {
         if self.options.prepare_segments_in_background {
             st.spare
@@ -489,11 +501,27 @@ mod tests {
 
         let (wal, _) = Wal::open(dir.path(), options).unwrap();
         assert!(!lock(&wal.state).spare.is_started(), "open left it alone");
+        assert!(
+            matches!(wal.try_write(vec![record(2)]), TryWrite::WouldBlock(_)),
+            "a write that would start it may block"
+        );
         wal.append(vec![record(2)]).unwrap();
         assert!(
             lock(&wal.state).spare.is_started(),
             "the first write started it"
         );
         assert_eq!(wal.last_index(), Some(LogIndex(2)));
+        drop(wal);
+
+        let (wal, _) = Wal::open(dir.path(), options).unwrap();
+        wal.prepare_spare();
+        assert!(
+            lock(&wal.state).spare.is_started(),
+            "asked for after the fold"
+        );
+        assert!(matches!(
+            wal.try_write(vec![record(3)]),
+            TryWrite::Done(Ok(_))
+        ));
     }
 }

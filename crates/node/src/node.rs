@@ -132,15 +132,18 @@ async fn open_storage(config: &NodeConfig) -> Result<Opened> {
         Some(candidate) if candidate == config.id => None,
         _ => Some(BoundListener::bind(config.raft_addr).await?),
     };
+    let folded = Arc::clone(&wal);
     let sm = tokio::task::spawn_blocking(move || {
         let replay = WalReplay {
-            wal: &wal,
+            wal: &folded,
             purged_index,
         };
         StateMachineStore::open_with(opening_view, &snapshot_dir, Some(replay))
     })
     .await
     .map_err(|e| Error::storage("open the state machine", e))??;
+    // The fold is done: the next segment is prepared beside the writes, not beside the fold.
+    wal.prepare_spare();
     Ok(Opened {
         log,
         sm,

@@ -25,7 +25,8 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitJobRequest {
-    /// Human-readable name. Default: the first workflow's command.
+    /// Human-readable name. Default: the first workflow's program (the last path component of
+    /// its `command[0]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Free-form labels, filterable with `GET /v1/jobs?label=k=v`.
