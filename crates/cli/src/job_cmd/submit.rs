@@ -22,7 +22,7 @@ pub const SINGLE_WORKFLOW_NAME: &str = "main";
 /// `steward job submit`.
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
-    /// Job name (default: the command).
+    /// Job name (default: the program, the last path component of the command's first word).
     #[arg(long)]
     name: Option<String>,
     /// Idempotency key: resubmitting with the same key returns the first job. Default: a
